@@ -1,0 +1,73 @@
+# A thin wrapper around CMake. The README's two commands are `make run` and `make test`.
+#
+#   make run      install what is missing, build, start alog (see scripts/run.sh)
+#   make test     everything CI runs: the suite in a release build, again under
+#                 ASan+UBSan, the concurrent tests under TSan, each fuzz target briefly
+#   make bench    the benchmarks (not part of make test)
+#   make install  library, header, CLI and alog.pc (PREFIX=/usr/local by default)
+
+JOBS    ?= $(shell nproc)
+PREFIX  ?= /usr/local
+CMAKE_Q  = cmake -S . -Wno-dev --log-level=WARNING
+BUILD    = build
+
+.PHONY: all setup build build-asan build-tsan build-fuzz test test-release test-asan \
+        test-tsan test-fuzz run bench install clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@$(CMAKE_Q) -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: setup
+	@$(CMAKE_Q) -B build-asan -DCMAKE_BUILD_TYPE=Debug -DALOG_SANITIZE=ON -DALOG_BENCH=OFF \
+	  -DCMAKE_C_COMPILER=clang
+	@cmake --build build-asan -j$(JOBS)
+
+build-tsan: setup
+	@$(CMAKE_Q) -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALOG_TSAN=ON -DALOG_BENCH=OFF \
+	  -DCMAKE_C_COMPILER=clang
+	@cmake --build build-tsan -j$(JOBS)
+
+build-fuzz: setup
+	@$(CMAKE_Q) -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALOG_FUZZ=ON -DALOG_BENCH=OFF \
+	  -DCMAKE_C_COMPILER=clang
+	@cmake --build build-fuzz -j$(JOBS)
+
+test-release: build
+	@echo "== tests (release build) =="
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+test-asan: build-asan
+	@echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer =="
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j$(JOBS) --timeout 900 -LE slow
+
+test-tsan: build-tsan
+	@echo "== concurrent tests under ThreadSanitizer =="
+	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j$(JOBS) --timeout 900 -L concurrent --no-tests=ignore
+
+test-fuzz: build-fuzz
+	@echo "== fuzz targets (briefly each) =="
+	@cd build-fuzz && ctest --output-on-failure -j$(JOBS) --timeout 600 -L fuzz
+
+test: test-release test-asan test-tsan test-fuzz
+	@echo "make test: all suites passed"
+
+run: build
+	@bash scripts/run.sh
+
+bench: build
+	@bash bench/run.sh
+
+install: build
+	@cmake --install $(BUILD)
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz

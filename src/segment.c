@@ -1,0 +1,369 @@
+/*
+ * segment.c -- one segment: a .log file of RecordBatch v2 batches with contiguous
+ * offsets, named by its base offset (20 digits), and its two indexes (index.c).
+ *
+ * Invariants (the ones every other file relies on):
+ *   - [0, st.position) of the .log holds only whole batches that passed batch_check,
+ *     whose offsets run without gap from base to st.next_offset - 1.
+ *   - Appends write at st.position and only then advance it; a failed write is cut off
+ *     again, so the file never keeps a partial batch that the state does not know of.
+ *   - Relative offsets and positions fit Kafka's int32 index fields: the log rolls to a
+ *     new segment before either would overflow.
+ *
+ * Reads go through a read-only shared mapping of the .log file. The active segment is
+ * mapped larger than the file (up to the segment size) so that it rarely needs
+ * remapping as it grows; readers only touch bytes below st.position, which are on
+ * disk or in the page cache, never past the end of the file. A replaced mapping is kept
+ * until the segment is freed, because a reader may still hold pointers into it.
+ */
+#include "segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "io.h"
+
+static void seg_paths(segment *seg, const char *dir, int64_t base) {
+    snprintf(seg->path, sizeof seg->path, "%s/%020" PRId64 ".log", dir, base);
+    snprintf(seg->opath, sizeof seg->opath, "%s/%020" PRId64 ".index", dir, base);
+    snprintf(seg->tpath, sizeof seg->tpath, "%s/%020" PRId64 ".timeindex", dir, base);
+}
+
+static segment *seg_new(const char *dir, int64_t base) {
+    segment *seg = calloc(1, sizeof *seg);
+    if (!seg) return NULL;
+    seg->base = base;
+    seg->fd = seg->ofd = seg->tfd = -1;
+    seg->refs = 1;
+    seg->st = (seg_state){0, base, -1, -1, -1, 0};
+    seg_paths(seg, dir, base);
+    return seg;
+}
+
+static void seg_free(segment *seg) {
+    if (seg->map) io->munmap(seg->map, seg->map_len);
+    for (size_t i = 0; i < seg->n_old; i++) io->munmap(seg->old_maps[i], seg->old_lens[i]);
+    free(seg->old_maps);
+    free(seg->old_lens);
+    if (seg->fd >= 0) io->close(seg->fd);
+    if (seg->ofd >= 0) io->close(seg->ofd);
+    if (seg->tfd >= 0) io->close(seg->tfd);
+    index_free(&seg->ix);
+    free(seg);
+}
+
+void segment_release(segment *seg) {
+    if (seg && --seg->refs == 0) seg_free(seg);
+}
+
+alog_err segment_create(const char *dir, int64_t base, segment **out) {
+    segment *seg = seg_new(dir, base);
+    if (!seg) return err_set(ALOG_ENOMEM, 0, "out of memory");
+    alog_err e = ALOG_OK;
+    seg->writable = 1;
+    seg->fd = io->open(seg->path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (seg->fd < 0) { e = err_sys(errno, "create %s", seg->path); goto fail; }
+    seg->ofd = io->open(seg->opath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (seg->ofd < 0) { e = err_sys(errno, "create %s", seg->opath); goto fail; }
+    seg->tfd = io->open(seg->tpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (seg->tfd < 0) { e = err_sys(errno, "create %s", seg->tpath); goto fail; }
+    seg->ix_ready = 1;
+    *out = seg;
+    return ALOG_OK;
+fail:
+    if (seg->fd >= 0) io->unlink(seg->path);
+    seg_free(seg);
+    return e;
+}
+
+alog_err segment_open(const char *dir, int64_t base, int writable, segment **out) {
+    segment *seg = seg_new(dir, base);
+    if (!seg) return err_set(ALOG_ENOMEM, 0, "out of memory");
+    seg->writable = writable;
+    seg->fd = io->open(seg->path, writable ? O_RDWR : O_RDONLY, 0);
+    if (seg->fd < 0) {
+        alog_err e = err_sys(errno, "open %s", seg->path);
+        seg_free(seg);
+        return e;
+    }
+    /* Index files are optional: a missing one is rebuilt. */
+    int iflags = writable ? (O_RDWR | O_CREAT) : O_RDONLY;
+    seg->ofd = io->open(seg->opath, iflags, 0644);
+    seg->tfd = io->open(seg->tpath, iflags, 0644);
+    uint64_t size;
+    alog_err e = segment_file_size(seg, &size);
+    if (e) {
+        seg_free(seg);
+        return e;
+    }
+    seg->st.position = size;
+    *out = seg;
+    return ALOG_OK;
+}
+
+alog_err segment_file_size(segment *seg, uint64_t *size) {
+    struct stat st;
+    if (fstat(seg->fd, &st) != 0) return err_sys(errno, "stat %s", seg->path);
+    *size = (uint64_t)st.st_size;
+    return ALOG_OK;
+}
+
+alog_err segment_map(segment *seg, uint64_t need, uint64_t want) {
+    if (need <= seg->map_len && seg->map) return ALOG_OK;
+    if (need == 0) return ALOG_OK;
+    if (want < need) want = need;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t len = (size_t)((want + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page);
+    void *p = io->mmap(NULL, len, PROT_READ, MAP_SHARED, seg->fd, 0);
+    if (p == MAP_FAILED) return err_sys(errno, "mmap %s (%zu bytes)", seg->path, len);
+    if (seg->map) {
+        void **om = realloc(seg->old_maps, (seg->n_old + 1) * sizeof *om);
+        size_t *ol = om ? realloc(seg->old_lens, (seg->n_old + 1) * sizeof *ol) : NULL;
+        if (om) seg->old_maps = om;
+        if (!om || !ol) {
+            io->munmap(p, len);
+            return err_set(ALOG_ENOMEM, 0, "out of memory");
+        }
+        seg->old_lens = ol;
+        seg->old_maps[seg->n_old] = seg->map;
+        seg->old_lens[seg->n_old++] = seg->map_len;
+    }
+    seg->map = p;
+    seg->map_len = len;
+    return ALOG_OK;
+}
+
+/* Accounts for one valid batch at pos: the index rule of Kafka's LogSegment.append. */
+static alog_err seg_account(segment *seg, uint64_t pos, const batch_header *h,
+                            uint32_t index_interval) {
+    seg_state *st = &seg->st;
+    int64_t last = batch_last_offset(h);
+    if (st->first_ts < 0 && st->position == 0) st->first_ts = h->base_timestamp;
+    if (h->max_timestamp > st->max_ts) {
+        st->max_ts = h->max_timestamp;
+        st->max_ts_offset = last;
+    }
+    if (st->bytes_since_index > index_interval) {
+        alog_err e = index_add(&seg->ix, (uint32_t)(last - seg->base), (uint32_t)pos);
+        if (!e && st->max_ts >= 0)
+            e = tindex_maybe_add(&seg->ix, st->max_ts, (uint32_t)(st->max_ts_offset - seg->base));
+        if (e) return e;
+        st->bytes_since_index = 0;
+    }
+    st->bytes_since_index += batch_size(h);
+    st->position = pos + batch_size(h);
+    st->next_offset = last + 1;
+    return ALOG_OK;
+}
+
+alog_err segment_append(segment *seg, const uint8_t *batch, size_t len, const batch_header *h,
+                        uint32_t index_interval) {
+    uint64_t pos = seg->st.position;
+    alog_err e = io_pwrite_all(seg->fd, batch, len, pos, seg->path);
+    if (e) {
+        /* Cut whatever part got written so the file ends at a batch boundary again. */
+        if (io->ftruncate(seg->fd, (off_t)pos) != 0)
+            return err_set(ALOG_EFAILED, errno, "%s; and cutting the partial batch at byte %"
+                           PRIu64 " failed: %s", alog_last_error(), pos, strerror(errno));
+        return e;
+    }
+    e = seg_account(seg, pos, h, index_interval);
+    if (e) return e;
+    /* Index entries go to their files in chunks; the in-memory index is complete. */
+    if (seg->ix.on - seg->ix.o_flushed >= 128) return segment_flush_index(seg);
+    return ALOG_OK;
+}
+
+alog_err segment_scan(segment *seg, uint64_t file_size, uint32_t index_interval,
+                      const char **stop_reason, char *why_buf, size_t why_len) {
+    *stop_reason = NULL;
+    if (file_size <= seg->st.position) {
+        if (file_size < seg->st.position) *stop_reason = "file is shorter than expected";
+        return ALOG_OK;
+    }
+    alog_err e = segment_map(seg, file_size, file_size);
+    if (e) return e;
+    while (seg->st.position < file_size) {
+        uint64_t pos = seg->st.position;
+        batch_header h;
+        const char *why = batch_check(seg->map + pos, file_size - pos, &h, why_buf, why_len);
+        if (!why && h.base_offset != seg->st.next_offset) {
+            snprintf(why_buf, why_len, "batch has base offset %" PRId64 ", expected %" PRId64,
+                     h.base_offset, seg->st.next_offset);
+            why = why_buf;
+        }
+        if (!why && (batch_last_offset(&h) - seg->base > (int64_t)UINT32_MAX - 1 ||
+                     pos > INT32_MAX))
+            why = "batch does not fit the segment's 32-bit relative offsets or positions";
+        if (why) {
+            *stop_reason = why;
+            return ALOG_OK;
+        }
+        e = seg_account(seg, pos, &h, index_interval);
+        if (e) return e;
+    }
+    return ALOG_OK;
+}
+
+/* Walks the batch headers of a sealed segment to rebuild its indexes. */
+static alog_err seg_rebuild_index(segment *seg, uint32_t index_interval) {
+    seg_state want = seg->st;
+    seg->ix.on = seg->ix.tn = seg->ix.o_flushed = seg->ix.t_flushed = 0;
+    seg->st = (seg_state){0, seg->base, -1, -1, -1, 0};
+    char why_buf[160];
+    const char *why;
+    alog_err e = segment_scan(seg, want.position, index_interval, &why, why_buf, sizeof why_buf);
+    if (e) return e;
+    if (why || seg->st.next_offset != want.next_offset) {
+        uint64_t at = seg->st.position;
+        seg->st = want;
+        return err_set(ALOG_ECORRUPT, 0, "%s: %s at byte position %" PRIu64 " (offset %" PRId64
+                       ")", seg->path, why ? why : "segment ends before the next one starts",
+                       at, seg->st.next_offset);
+    }
+    return ALOG_OK;
+}
+
+alog_err segment_load_index(segment *seg, uint32_t index_interval, int *rebuilt) {
+    *rebuilt = 0;
+    if (seg->ix_ready) return ALOG_OK;
+    uint64_t rel_limit = (uint64_t)(seg->st.next_offset - seg->base);
+    int rc = index_load(&seg->ix, seg->ofd, seg->tfd, seg->st.position, rel_limit, seg->opath,
+                        seg->tpath);
+    if (rc < 0) return (alog_err)-rc;
+    if (rc == 0 || seg->ix.tn == 0) {
+        /* Missing or damaged (or a segment sealed without its final time entry). */
+        alog_err e = seg_rebuild_index(seg, index_interval);
+        if (e) return e;
+        tindex_maybe_add(&seg->ix, seg->st.max_ts, (uint32_t)(seg->st.max_ts_offset - seg->base));
+        *rebuilt = 1;
+        if (seg->writable) {
+            e = index_rewrite(&seg->ix, seg->ofd, seg->tfd, seg->opath, seg->tpath);
+            if (e) return e;
+        }
+    } else {
+        /* A sealed segment's last time entry holds its largest timestamp. */
+        seg->st.max_ts = seg->ix.t[seg->ix.tn - 1].timestamp;
+        seg->st.max_ts_offset = seg->base + seg->ix.t[seg->ix.tn - 1].rel_offset;
+    }
+    seg->ix_ready = 1;
+    return ALOG_OK;
+}
+
+alog_err segment_find(segment *seg, int64_t offset, uint64_t *pos_out) {
+    uint64_t end = seg->st.position;
+    alog_err e = segment_map(seg, end, end);
+    if (e) return e;
+    uint64_t pos = index_lookup(&seg->ix, (uint32_t)(offset - seg->base));
+    while (pos < end) {
+        batch_header h;
+        if (end - pos < BATCH_HEADER_SIZE) break;
+        batch_header_parse(seg->map + pos, &h);
+        if (batch_header_check(&h) || pos + batch_size(&h) > end) break;
+        if (batch_last_offset(&h) >= offset) {
+            if (h.base_offset > offset) break;
+            *pos_out = pos;
+            return ALOG_OK;
+        }
+        pos += batch_size(&h);
+    }
+    return err_set(ALOG_ECORRUPT, 0, "%s: offset %" PRId64 " not found from byte position %" PRIu64
+                   " (index and data disagree)", seg->path, offset, pos);
+}
+
+alog_err segment_find_time(segment *seg, int64_t ts, abuf *decomp, size_t max_out,
+                           int64_t *offset) {
+    *offset = -1;
+    if (seg->st.max_ts < ts || seg->st.next_offset == seg->base) return ALOG_OK;
+    int64_t from = seg->base + tindex_lookup(&seg->ix, ts);
+    uint64_t pos;
+    alog_err e = segment_find(seg, from, &pos);
+    if (e) return e;
+    uint64_t end = seg->st.position;
+    abuf hdrs = {0};
+    while (pos < end) {
+        batch_header h;
+        char why_buf[160];
+        const char *why = batch_check(seg->map + pos, end - pos, &h, why_buf, sizeof why_buf);
+        if (why) {
+            e = err_set(ALOG_ECORRUPT, 0, "%s: %s at byte position %" PRIu64, seg->path, why, pos);
+            break;
+        }
+        if (h.max_timestamp >= ts && !(h.attributes & BATCH_ATTR_CONTROL)) {
+            rec_iter it;
+            e = rec_iter_init(&it, seg->map + pos, &h, decomp, max_out);
+            if (e) {
+                err_prefix(e, "%s: batch at byte position %" PRIu64, seg->path, pos);
+                break;
+            }
+            alog_record r;
+            int rc;
+            while ((rc = rec_iter_next(&it, &r, &hdrs, &why)) == 1) {
+                if (r.timestamp >= ts && r.offset >= from) {
+                    *offset = r.offset;
+                    abuf_free(&hdrs);
+                    return ALOG_OK;
+                }
+            }
+            if (rc < 0) {
+                e = err_set(ALOG_ECORRUPT, 0, "%s: batch at byte position %" PRIu64 ": %s",
+                            seg->path, pos, why);
+                break;
+            }
+        }
+        pos += batch_size(&h);
+    }
+    abuf_free(&hdrs);
+    return e;
+}
+
+alog_err segment_flush_index(segment *seg) {
+    if (!seg->writable) return ALOG_OK;
+    return index_write(&seg->ix, seg->ofd, seg->tfd, seg->opath, seg->tpath);
+}
+
+alog_err segment_seal(segment *seg) {
+    if (seg->st.max_ts >= 0) {
+        alog_err e = tindex_maybe_add(&seg->ix, seg->st.max_ts,
+                                      (uint32_t)(seg->st.max_ts_offset - seg->base));
+        if (e) return e;
+    }
+    alog_err e = segment_flush_index(seg);
+    if (e) return e;
+    if (io->fdatasync(seg->fd) != 0) return err_sys(errno, "fdatasync %s", seg->path);
+    if (seg->ofd >= 0 && io->fdatasync(seg->ofd) != 0) return err_sys(errno, "fdatasync %s", seg->opath);
+    if (seg->tfd >= 0 && io->fdatasync(seg->tfd) != 0) return err_sys(errno, "fdatasync %s", seg->tpath);
+    return ALOG_OK;
+}
+
+alog_err segment_sync_data(segment *seg) {
+    if (io->fdatasync(seg->fd) != 0) return err_sys(errno, "fdatasync %s", seg->path);
+    return ALOG_OK;
+}
+
+alog_err segment_truncate_tail(segment *seg) {
+    if (io->ftruncate(seg->fd, (off_t)seg->st.position) != 0)
+        return err_sys(errno, "truncate %s to %" PRIu64 " bytes", seg->path, seg->st.position);
+    index_truncate(&seg->ix, (uint32_t)seg->st.position,
+                   (uint32_t)(seg->st.next_offset - seg->base));
+    return index_rewrite(&seg->ix, seg->ofd, seg->tfd, seg->opath, seg->tpath);
+}
+
+alog_err segment_unlink(segment *seg) {
+    seg->deleted = 1;
+    alog_err e = ALOG_OK;
+    if (io->unlink(seg->path) != 0 && errno != ENOENT) e = err_sys(errno, "unlink %s", seg->path);
+    if (io->unlink(seg->opath) != 0 && errno != ENOENT && !e)
+        e = err_sys(errno, "unlink %s", seg->opath);
+    if (io->unlink(seg->tpath) != 0 && errno != ENOENT && !e)
+        e = err_sys(errno, "unlink %s", seg->tpath);
+    return e;
+}
