@@ -106,7 +106,7 @@ typedef struct alog_options {
     /* Set by alog_options_init(); lets fields be added without breaking callers. */
     size_t struct_size;
     /* Roll to a new segment when the active one would pass this size. Default 1 GiB.
-     * A single batch larger than this still goes into a segment of its own. */
+     * At least 64. A single batch larger than this still goes into a segment of its own. */
     uint64_t segment_bytes;
     /* Add an offset-index and a time-index entry every this many bytes of log.
      * Default 4096 (Kafka's index.interval.bytes). */

@@ -14,6 +14,8 @@ pkgs=(
   libisal-dev zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
   # test framework
   libcmocka-dev
+  # the CLI tests check JSON output with python3
+  python3
   # benchmark peers
   libsqlite3-dev liblmdb-dev librocksdb-dev
 )

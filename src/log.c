@@ -69,8 +69,8 @@ static int64_t mono_ms(void) {
 }
 
 static alog_err check_options(alog_options *o) {
-    if (o->segment_bytes < 1024 || o->segment_bytes > INT32_MAX)
-        return err_set(ALOG_EINVAL, 0, "segment_bytes must be between 1024 and %d", INT32_MAX);
+    if (o->segment_bytes < 64 || o->segment_bytes > INT32_MAX)
+        return err_set(ALOG_EINVAL, 0, "segment_bytes must be between 64 and %d", INT32_MAX);
     if ((unsigned)o->fsync_policy > ALOG_FSYNC_ALWAYS)
         return err_set(ALOG_EINVAL, 0, "unknown fsync policy %d", (int)o->fsync_policy);
     if ((unsigned)o->compression > ALOG_COMPRESSION_ZSTD)
