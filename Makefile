@@ -64,7 +64,7 @@ run: build
 	@bash scripts/run.sh
 
 bench: build
-	@bash bench/run.sh
+	@bash bench/run.sh $(ARGS)
 
 install: build
 	@cmake --install $(BUILD)
