@@ -1,0 +1,264 @@
+/*
+ * test_durability.c -- the fsync policies and what happens when the OS says no.
+ *
+ * A fake io table (src/io.h, SQLite's VFS idea) wraps the real calls: it counts
+ * fdatasync/fsync on segment files and can make the next pwrite fail with ENOSPC (after
+ * writing part of its bytes, as a full disk does) or make fdatasync fail with EIO. The
+ * tests check behaviour, never time: which policy syncs when, that a full disk loses
+ * nothing already appended and leaves no partial batch, and that a failed fsync stops
+ * all further writes (the data's state in the page cache is unknown after it: the
+ * PostgreSQL "fsyncgate" lesson) until the log is reopened and recovered.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "testutil.h"
+
+static struct {
+    int data_syncs;        /* fdatasync + fsync calls of any file */
+    int fail_next_pwrite;  /* 1: the next pwrite writes half its bytes, the one after
+                            * fails with ENOSPC */
+    int fail_fdatasync;    /* 1: every fdatasync fails with EIO */
+} fk;
+
+static ssize_t fake_pwrite(int fd, const void *buf, size_t n, off_t off) {
+    if (fk.fail_next_pwrite == 1 && n > 1) {
+        /* A full disk takes part of a write, then refuses the rest. */
+        fk.fail_next_pwrite = 2;
+        return pwrite(fd, buf, n / 2, off);
+    }
+    if (fk.fail_next_pwrite) {
+        fk.fail_next_pwrite = 0;
+        errno = ENOSPC;
+        return -1;
+    }
+    return pwrite(fd, buf, n, off);
+}
+
+static int fake_fdatasync(int fd) {
+    fk.data_syncs++;
+    if (fk.fail_fdatasync) {
+        errno = EIO;
+        return -1;
+    }
+    return fdatasync(fd);
+}
+
+static int fake_fsync(int fd) {
+    fk.data_syncs++;
+    if (fk.fail_fdatasync) {
+        errno = EIO;
+        return -1;
+    }
+    return fsync(fd);
+}
+
+static io_ops fake_io;
+
+static int setup(void **state) {
+    (void)state;
+    memset(&fk, 0, sizeof fk);
+    fake_io = io_posix;
+    fake_io.pwrite = fake_pwrite;
+    fake_io.fdatasync = fake_fdatasync;
+    fake_io.fsync = fake_fsync;
+    io = &fake_io;
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    io = &io_posix;
+    return 0;
+}
+
+static alog_options opts(alog_fsync_policy p, uint32_t interval_ms) {
+    alog_options o;
+    alog_options_init(&o);
+    o.segment_bytes = 1 << 20;
+    o.fsync_policy = p;
+    o.fsync_interval_ms = interval_ms;
+    return o;
+}
+
+static void append_one(alog *log, int i, int64_t *off) {
+    char v[32];
+    int vl = snprintf(v, sizeof v, "value-%d", i);
+    alog_record r = {0, 1000 + i, NULL, 0, v, (size_t)vl, NULL, 0};
+    TU_OK(alog_append(log, &r, off));
+}
+
+/* Counts the records in the log and checks they are value-0, value-1, ... */
+static int64_t count_check(alog *log) {
+    alog_cursor *c;
+    TU_OK(alog_cursor_open(log, alog_first_offset(log), &c));
+    alog_record r;
+    alog_err e;
+    int64_t n = 0;
+    while ((e = alog_cursor_next(c, &r)) == ALOG_OK) {
+        char v[32];
+        int vl = snprintf(v, sizeof v, "value-%" PRId64, n);
+        assert_int_equal(r.offset, n);
+        assert_int_equal(r.value_len, (size_t)vl);
+        assert_memory_equal(r.value, v, (size_t)vl);
+        n++;
+    }
+    assert_int_equal(e, ALOG_EOF);
+    alog_cursor_close(c);
+    return n;
+}
+
+static void test_fsync_always_syncs_every_append(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("always");
+    alog_options o = opts(ALOG_FSYNC_ALWAYS, 0);
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    for (int i = 0; i < 50; i++) {
+        int before = fk.data_syncs;
+        append_one(log, i, NULL);
+        assert_true(fk.data_syncs > before); /* synced before the append returned */
+    }
+    TU_OK(alog_close(log));
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_fsync_never_leaves_it_to_sync_and_close(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("never");
+    alog_options o = opts(ALOG_FSYNC_NEVER, 0);
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    int before = fk.data_syncs;
+    for (int i = 0; i < 500; i++) append_one(log, i, NULL);
+    assert_int_equal(fk.data_syncs, before);
+    TU_OK(alog_sync(log));
+    assert_true(fk.data_syncs > before);
+    before = fk.data_syncs;
+    TU_OK(alog_close(log));
+    assert_true(fk.data_syncs > before); /* a clean close is durable */
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_fsync_interval(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("interval");
+    /* A long interval: appends in a burst do not sync. */
+    alog_options o = opts(ALOG_FSYNC_INTERVAL, 3600 * 1000);
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    int before = fk.data_syncs;
+    for (int i = 0; i < 200; i++) append_one(log, i, NULL);
+    assert_int_equal(fk.data_syncs, before);
+    TU_OK(alog_close(log));
+
+    /* A short one: once it has passed, the next append syncs. */
+    o = opts(ALOG_FSYNC_INTERVAL, 5);
+    TU_OK(alog_open(dir, &o, &log));
+    append_one(log, 200, NULL);
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    before = fk.data_syncs;
+    append_one(log, 201, NULL);
+    assert_true(fk.data_syncs > before);
+    TU_OK(alog_close(log));
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_full_disk_loses_nothing(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("enospc");
+    alog_options o = opts(ALOG_FSYNC_NEVER, 0);
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    for (int i = 0; i < 100; i++) append_one(log, i, NULL);
+    char seg[4096];
+    tu_segment_path(seg, sizeof seg, dir, 0, "log");
+    int64_t size_before = tu_file_size(seg);
+
+    /* The disk fills in the middle of the next batch. */
+    fk.fail_next_pwrite = 1;
+    char v[32];
+    int vl = snprintf(v, sizeof v, "value-%d", 100);
+    alog_record r = {0, 1100, NULL, 0, v, (size_t)vl, NULL, 0};
+    int64_t off = -1;
+    alog_err e = alog_append(log, &r, &off);
+    assert_int_equal(e, ALOG_ENOSPC);
+    assert_non_null(strstr(alog_last_error(), seg)); /* names the file */
+    assert_int_equal(off, -1);
+    /* The half-written batch was cut: the file ends at the last complete batch. */
+    assert_int_equal(tu_file_size(seg), size_before);
+    assert_int_equal(alog_next_offset(log), 100);
+
+    /* Space comes back: appending goes on at the same offset. */
+    append_one(log, 100, &off);
+    assert_int_equal(off, 100);
+    assert_int_equal(count_check(log), 101);
+    TU_OK(alog_close(log));
+
+    TU_OK(alog_open(dir, &o, &log));
+    assert_int_equal(count_check(log), 101);
+    TU_OK(alog_close(log));
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_failed_fsync_is_sticky(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("eio");
+    alog_options o = opts(ALOG_FSYNC_ALWAYS, 0);
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    for (int i = 0; i < 10; i++) append_one(log, i, NULL);
+
+    fk.fail_fdatasync = 1;
+    char v[32];
+    int vl = snprintf(v, sizeof v, "value-%d", 10);
+    alog_record r = {0, 1010, NULL, 0, v, (size_t)vl, NULL, 0};
+    alog_err e = alog_append(log, &r, NULL);
+    assert_int_equal(e, ALOG_EFAILED);
+    assert_non_null(strstr(alog_last_error(), "fdatasync"));
+
+    /* Even once the device answers again, this handle refuses writes: after a failed
+     * fsync the kernel may have dropped the dirty pages, so nothing it wrote is known
+     * to be on disk. */
+    fk.fail_fdatasync = 0;
+    assert_int_equal(alog_append(log, &r, NULL), ALOG_EFAILED);
+    assert_int_equal(alog_sync(log), ALOG_EFAILED);
+    /* Reads of what was acknowledged still work. */
+    assert_true(count_check(log) >= 10);
+    alog_close(log);
+
+    /* Reopening recovers: the acknowledged records are there and appends resume. */
+    TU_OK(alog_open(dir, &o, &log));
+    int64_t n = count_check(log);
+    assert_true(n == 10 || n == 11); /* the unacknowledged one may or may not be */
+    int64_t off;
+    TU_OK(alog_append(log, &(alog_record){0, 2000, NULL, 0, "after", 5, NULL, 0}, &off));
+    assert_int_equal(off, n);
+    TU_OK(alog_close(log));
+    tu_rmrf(dir);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fsync_always_syncs_every_append, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_never_leaves_it_to_sync_and_close, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk_loses_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_fsync_is_sticky, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
