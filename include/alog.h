@@ -35,6 +35,14 @@
 extern "C" {
 #endif
 
+/* Marks the public functions: the library is built with hidden visibility, so only
+ * these are exported from libalog.so. */
+#if defined(__GNUC__) || defined(__clang__)
+#define ALOG_API __attribute__((visibility("default")))
+#else
+#define ALOG_API
+#endif
+
 #define ALOG_VERSION_MAJOR 0
 #define ALOG_VERSION_MINOR 1
 #define ALOG_VERSION_PATCH 0
@@ -44,7 +52,7 @@ extern "C" {
 #define ALOG_FORMAT_VERSION 1
 
 /* Returns ALOG_VERSION_STRING of the library actually linked. Static storage. */
-const char *alog_version(void);
+ALOG_API const char *alog_version(void);
 
 /* ---------------------------------------------------------------------------------
  * Errors. One list generates the enum, alog_strerror() and alog_err_name().
@@ -75,15 +83,15 @@ typedef enum alog_err {
 } alog_err;
 
 /* A short English description of err ("corrupt data"). Static storage. */
-const char *alog_strerror(alog_err err);
+ALOG_API const char *alog_strerror(alog_err err);
 /* The enum name of err without the prefix ("ECORRUPT"). Static storage. */
-const char *alog_err_name(alog_err err);
+ALOG_API const char *alog_err_name(alog_err err);
 /* The detailed message of the last error returned to this thread, e.g.
  * "00000000000000000000.log: CRC mismatch in batch at position 4096 (offset 57)".
  * Valid until the next alog_ call on this thread; "" if none. */
-const char *alog_last_error(void);
+ALOG_API const char *alog_last_error(void);
 /* The errno of the failed system call behind the last error on this thread, or 0. */
-int alog_last_errno(void);
+ALOG_API int alog_last_errno(void);
 
 /* ---------------------------------------------------------------------------------
  * Options
@@ -133,7 +141,7 @@ typedef struct alog_options {
 } alog_options;
 
 /* Fills *opts with the defaults above. */
-void alog_options_init(alog_options *opts);
+ALOG_API void alog_options_init(alog_options *opts);
 
 /* ---------------------------------------------------------------------------------
  * Records
@@ -181,29 +189,29 @@ typedef struct alog_recovery_info {
  * alog_last_error(). After an unclean shutdown the unsynced tail is checked and a torn
  * or corrupt tail is cut (see alog_recovery()). *out is owned by the caller and freed
  * with alog_close(). */
-alog_err alog_open(const char *dir, const alog_options *opts, alog **out);
+ALOG_API alog_err alog_open(const char *dir, const alog_options *opts, alog **out);
 
 /* Syncs and closes the log (a clean close: the next open checks nothing), then frees
  * it. Returns the error of the final sync, if any; the handle is freed either way.
  * Cursors must be closed first. */
-alog_err alog_close(alog *log);
+ALOG_API alog_err alog_close(alog *log);
 
 /* What recovery did at open. Valid until alog_close(). */
-const alog_recovery_info *alog_recovery(const alog *log);
+ALOG_API const alog_recovery_info *alog_recovery(const alog *log);
 
 /* The offset of the oldest record still in the log, and the offset the next appended
  * record will get. Equal when the log is empty. Safe from any thread. */
-int64_t alog_first_offset(const alog *log);
-int64_t alog_next_offset(const alog *log);
+ALOG_API int64_t alog_first_offset(const alog *log);
+ALOG_API int64_t alog_next_offset(const alog *log);
 
 /* Appends one record; *offset_out (may be NULL) gets its offset. The record is in the
  * OS page cache when this returns, durable according to the fsync policy. */
-alog_err alog_append(alog *log, const alog_record *rec, int64_t *offset_out);
+ALOG_API alog_err alog_append(alog *log, const alog_record *rec, int64_t *offset_out);
 
 /* Appends n records as one batch, atomically: after a crash either all of them are in
  * the log or none. *first_offset_out (may be NULL) gets the first record's offset; the
  * others follow contiguously. */
-alog_err alog_append_batch(alog *log, const alog_record *recs, size_t n,
+ALOG_API alog_err alog_append_batch(alog *log, const alog_record *recs, size_t n,
                            int64_t *first_offset_out);
 
 /* Appends one Kafka RecordBatch v2 exactly as a client sent it. The batch is checked
@@ -211,21 +219,21 @@ alog_err alog_append_batch(alog *log, const alog_record *recs, size_t n,
  * and stored with only its baseOffset and partitionLeaderEpoch rewritten; compressed
  * batches stay compressed. buf is not modified (the log writes a copy).
  * ALOG_ECORRUPT if the batch is invalid (nothing stored). *base_offset_out may be NULL. */
-alog_err alog_append_raw(alog *log, const void *buf, size_t len, int32_t leader_epoch,
+ALOG_API alog_err alog_append_raw(alog *log, const void *buf, size_t len, int32_t leader_epoch,
                          int64_t *base_offset_out);
 
 /* Hands written data to the OS (no-op today: appends are written directly). */
-alog_err alog_flush(alog *log);
+ALOG_API alog_err alog_flush(alog *log);
 /* Makes everything appended so far durable (fdatasync of the active segment). */
-alog_err alog_sync(alog *log);
+ALOG_API alog_err alog_sync(alog *log);
 
 /* The first offset whose record timestamp is at or after ts (ms). If no record is,
  * *offset_out is the next offset. Uses the time index, then scans one index interval. */
-alog_err alog_offset_for_time(alog *log, int64_t ts, int64_t *offset_out);
+ALOG_API alog_err alog_offset_for_time(alog *log, int64_t ts, int64_t *offset_out);
 
 /* Applies retention now (it also runs at every segment roll). *deleted_out (may be NULL)
  * gets the number of segments deleted. */
-alog_err alog_retention_run(alog *log, uint64_t *deleted_out);
+ALOG_API alog_err alog_retention_run(alog *log, uint64_t *deleted_out);
 
 /* ---------------------------------------------------------------------------------
  * Reading
@@ -236,19 +244,19 @@ typedef struct alog_cursor alog_cursor;
  * is appended later). ALOG_ERANGE if offset is below the first offset or above the
  * next. *out is owned by the caller, freed with alog_cursor_close(), and must be closed
  * before the log. */
-alog_err alog_cursor_open(alog *log, int64_t offset, alog_cursor **out);
+ALOG_API alog_err alog_cursor_open(alog *log, int64_t offset, alog_cursor **out);
 
 /* Reads the next record into *rec. ALOG_EOF at the end of the log (call again later
  * to see records appended since). ALOG_ECORRUPT if a batch fails its checks (the
  * message names the segment file, position and offset). ALOG_ERANGE if retention
  * deleted the segment under the cursor. The pointers in *rec stay valid until the next
  * call on this cursor or its close. */
-alog_err alog_cursor_next(alog_cursor *cur, alog_record *rec);
+ALOG_API alog_err alog_cursor_next(alog_cursor *cur, alog_record *rec);
 
 /* Moves the cursor to offset (same rules as alog_cursor_open). */
-alog_err alog_cursor_seek(alog_cursor *cur, int64_t offset);
+ALOG_API alog_err alog_cursor_seek(alog_cursor *cur, int64_t offset);
 
-void alog_cursor_close(alog_cursor *cur);
+ALOG_API void alog_cursor_close(alog_cursor *cur);
 
 /* ---------------------------------------------------------------------------------
  * Inspection, verification
@@ -265,10 +273,10 @@ typedef struct alog_segment_info {
 
 /* A snapshot of the log's segments, oldest first. *segs is owned by the caller and
  * freed with alog_free(). */
-alog_err alog_segments(alog *log, alog_segment_info **segs, size_t *count);
+ALOG_API alog_err alog_segments(alog *log, alog_segment_info **segs, size_t *count);
 
 /* Frees memory the library handed to the caller. */
-void alog_free(void *p);
+ALOG_API void alog_free(void *p);
 
 /* One batch of a segment file, as alog_scan_segment_file() sees it. */
 typedef struct alog_batch_info {
@@ -296,7 +304,7 @@ typedef int (*alog_batch_fn)(const alog_batch_info *batch, void *ctx);
  * returns ALOG_ECORRUPT with the file, position and offset in alog_last_error(), and
  * *valid_bytes_out (may be NULL) holds the bytes before it. ALOG_OK if the whole file
  * is valid. Does not modify the file. */
-alog_err alog_scan_segment_file(const char *path, alog_batch_fn fn, void *ctx,
+ALOG_API alog_err alog_scan_segment_file(const char *path, alog_batch_fn fn, void *ctx,
                                 uint64_t *valid_bytes_out);
 
 /* Progress of alog_verify: bytes checked so far out of the total. */
@@ -317,7 +325,7 @@ typedef struct alog_verify_report {
 /* Checks every batch of every segment of the log in dir (read-only; safe while a writer
  * runs), and that each index agrees with its data. Returns ALOG_ECORRUPT at the first
  * damage, with *report filled; ALOG_OK if everything checks. progress may be NULL. */
-alog_err alog_verify(const char *dir, alog_verify_report *report, alog_progress_fn progress,
+ALOG_API alog_err alog_verify(const char *dir, alog_verify_report *report, alog_progress_fn progress,
                      void *progress_ctx);
 
 #ifdef __cplusplus
