@@ -67,7 +67,8 @@ const char *batch_header_check(const batch_header *h) {
     if (h->base_offset < 0) return "negative base offset";
     if (h->last_offset_delta < 0) return "negative lastOffsetDelta";
     if (h->records_count < 0) return "negative record count";
-    if (h->base_offset > INT64_MAX - h->last_offset_delta) return "offset overflow";
+    /* The last offset must leave room for a next one (next = last + 1 everywhere). */
+    if (h->base_offset >= INT64_MAX - h->last_offset_delta) return "offset overflow";
     return NULL;
 }
 
@@ -229,8 +230,9 @@ alog_err rec_iter_init(rec_iter *it, const uint8_t *p, const batch_header *h, ab
         decomp->len = 0;
         alog_err e = codec_decompress((alog_compression)codec, body, body_len, max_out, decomp);
         if (e) return e;
-        body = decomp->data;
         body_len = decomp->len;
+        /* An empty output may leave decomp unallocated: never do NULL + 0. */
+        body = decomp->data ? decomp->data : p + BATCH_HEADER_SIZE;
     }
     it->p = body;
     it->end = body + body_len;
@@ -319,7 +321,10 @@ int rec_iter_next(rec_iter *it, alog_record *rec, abuf *hdrs, const char **why) 
     rec->headers = hcount ? hv : NULL;
     rec->header_count = (size_t)hcount;
     rec->offset = it->base_offset + off_delta;
-    rec->timestamp = it->log_append_time ? it->max_timestamp : it->base_timestamp + ts_delta;
+    /* Wraps on overflow, as Kafka's Java reader does (and without undefined behaviour). */
+    rec->timestamp = it->log_append_time
+                         ? it->max_timestamp
+                         : (int64_t)((uint64_t)it->base_timestamp + (uint64_t)ts_delta);
     it->p = rend;
     it->remaining--;
     return 1;

@@ -110,7 +110,7 @@ static int read_entries(int fd, size_t esize, uint8_t **out, size_t *n, const ch
 }
 
 int index_load(seg_index *ix, int ofd, int tfd, uint64_t log_size, uint64_t rel_limit,
-               const char *opath, const char *tpath) {
+               int keep_prefix, const char *opath, const char *tpath) {
     uint8_t *ob = NULL, *tb = NULL;
     size_t on = 0, tn = 0;
     int rc = read_entries(ofd, OINDEX_ENTRY_SIZE, &ob, &on, opath);
@@ -120,8 +120,12 @@ int index_load(seg_index *ix, int ofd, int tfd, uint64_t log_size, uint64_t rel_
     rc = (ofd >= 0 && tfd >= 0) ? 1 : 0;
     for (size_t i = 0; i < on; i++) {
         uint32_t rel = be32_load(ob + i * 8), pos = be32_load(ob + i * 8 + 4);
-        if (pos >= log_size || rel >= rel_limit ||
-            (ix->on && (rel <= ix->o[ix->on - 1].rel_offset || pos <= ix->o[ix->on - 1].position))) {
+        if (ix->on && (rel <= ix->o[ix->on - 1].rel_offset || pos <= ix->o[ix->on - 1].position)) {
+            rc = 0;
+            break;
+        }
+        if (pos >= log_size || rel >= rel_limit) {
+            if (keep_prefix) break;
             rc = 0;
             break;
         }
@@ -130,8 +134,12 @@ int index_load(seg_index *ix, int ofd, int tfd, uint64_t log_size, uint64_t rel_
     for (size_t i = 0; rc == 1 && i < tn; i++) {
         int64_t ts = (int64_t)be64_load(tb + i * 12);
         uint32_t rel = be32_load(tb + i * 12 + 8);
-        if (rel >= rel_limit || (ix->tn && (ts <= ix->t[ix->tn - 1].timestamp ||
-                                            rel < ix->t[ix->tn - 1].rel_offset))) {
+        if (ix->tn && (ts <= ix->t[ix->tn - 1].timestamp || rel < ix->t[ix->tn - 1].rel_offset)) {
+            rc = 0;
+            break;
+        }
+        if (rel >= rel_limit) {
+            if (keep_prefix) break;
             rc = 0;
             break;
         }

@@ -47,10 +47,13 @@ void index_truncate(seg_index *ix, uint32_t position, uint32_t rel_offset);
 
 /* Loads both files, checking them against the segment: entries strictly increasing,
  * positions below log_size, offsets below rel_limit. A torn trailing partial entry
- * is ignored. Returns 1 if both files were present and sound, 0 if the index must be
- * rebuilt (missing, damaged), <0 (an alog_err negated) on an I/O error. */
+ * is ignored. With keep_prefix (recovery from a checkpoint), entries at or past the
+ * limits are not damage but entries written after the checkpoint: loading stops there
+ * and keeps the sound prefix, which the scan from the checkpoint then extends.
+ * Returns 1 if both files were present and sound, 0 if the index must be rebuilt
+ * (missing, damaged), <0 (an alog_err negated) on an I/O error. */
 int index_load(seg_index *ix, int ofd, int tfd, uint64_t log_size, uint64_t rel_limit,
-               const char *opath, const char *tpath);
+               int keep_prefix, const char *opath, const char *tpath);
 
 /* Writes entries not yet in the files. */
 alog_err index_write(seg_index *ix, int ofd, int tfd, const char *opath, const char *tpath);

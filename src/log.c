@@ -105,6 +105,34 @@ static alog_err read_or_write_meta(alog *log, int is_new) {
     return ALOG_OK;
 }
 
+/* mkdir -p: creates dir and any missing parents. */
+static alog_err make_dirs(const char *dir) {
+    char p[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof p) return err_set(ALOG_EINVAL, 0, "bad directory name '%s'", dir);
+    memcpy(p, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (io->mkdir(p, 0755) != 0 && errno != EEXIST) return err_sys(errno, "create directory %s", p);
+        p[i] = c;
+    }
+    return ALOG_OK;
+}
+
+/* 1 if dir has no entries at all. */
+static int dir_is_empty(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *de;
+    int empty = 1;
+    while (empty && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) empty = 0;
+    closedir(d);
+    return empty;
+}
+
 static alog_err take_lock(alog *log) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", log->dir, LOG_LOCK_FILE);
@@ -172,8 +200,8 @@ static alog_err open_segments(alog *log) {
     struct dirent *de;
     while ((de = readdir(d))) {
         int64_t base;
-        size_t len = strlen(de->d_name);
-        if (!log->opts.read_only && len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
+        if (!log->opts.read_only && (!strcmp(de->d_name, LOG_CHECKPOINT_FILE ".tmp") ||
+                                     !strcmp(de->d_name, LOG_META_FILE ".tmp"))) {
             /* An interrupted durable replace: the real file is intact. */
             char p[4096];
             snprintf(p, sizeof p, "%s/%s", log->dir, de->d_name);
@@ -243,14 +271,27 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
             e = err_set(ALOG_ENOENT, ENOENT, "%s: no such log", dir);
             goto fail;
         }
-        if (io->mkdir(dir, 0755) != 0 && errno != EEXIST) {
-            e = err_sys(errno, "create directory %s", dir);
-            goto fail;
-        }
+        e = make_dirs(dir);
+        if (e) goto fail;
         is_new = 1;
     } else if (!S_ISDIR(st.st_mode)) {
         e = err_set(ALOG_EINVAL, ENOTDIR, "%s is not a directory", dir);
         goto fail;
+    } else {
+        /* An existing directory: its format version is checked before anything in it
+         * is touched (lock file, leftovers). Without alog.meta it must be empty to
+         * become a new log: any other directory is not ours to write into. */
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, LOG_META_FILE);
+        if (access(p, F_OK) == 0) {
+            e = read_or_write_meta(log, 0);
+            if (e) goto fail;
+        } else if (log->opts.read_only || !log->opts.create_if_missing || !dir_is_empty(dir)) {
+            e = err_set(ALOG_ENOENT, 0, "%s: not an alog log (no %s)", dir, LOG_META_FILE);
+            goto fail;
+        } else {
+            is_new = 1;
+        }
     }
     if (!log->opts.read_only) {
         e = take_lock(log);
@@ -258,14 +299,10 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
     }
     e = open_segments(log);
     if (e) goto fail;
-    if (log->nsegs == 0 && !is_new && log->opts.create_if_missing && !log->opts.read_only) {
-        /* An existing empty directory becomes a new log. */
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, LOG_META_FILE);
-        is_new = access(p, F_OK) != 0;
+    if (is_new) {
+        e = read_or_write_meta(log, 1);
+        if (e) goto fail;
     }
-    e = read_or_write_meta(log, is_new);
-    if (e) goto fail;
     if (log->nsegs == 0) {
         if (log->opts.read_only) {
             e = err_set(ALOG_ENOENT, 0, "%s: the log has no segments", dir);
@@ -412,9 +449,13 @@ static alog_err append_locked(alog *log, uint8_t *buf, size_t len, int64_t *base
     batch_header h;
     batch_header_parse(buf, &h);
     segment *a = log_active(log);
+    /* Offsets are int64: the batch's last offset must leave room for a next one. */
+    if (a->st.next_offset >= INT64_MAX - h.last_offset_delta)
+        return err_set(ALOG_ERANGE, 0, "%s: no offsets left after %" PRId64, log->dir,
+                       a->st.next_offset - 1);
     if (a->st.position > 0 &&
         (a->st.position + len > log->opts.segment_bytes ||
-         a->st.next_offset + h.last_offset_delta - a->base > (int64_t)UINT32_MAX - 1)) {
+         a->st.next_offset + h.last_offset_delta - a->base > (int64_t)INT32_MAX)) {
         alog_err e = log_roll(log);
         if (e) return e;
         a = log_active(log);
@@ -467,7 +508,9 @@ alog_err alog_append_raw(alog *log, const void *buf, size_t len, int32_t leader_
     pthread_mutex_lock(&log->mu);
     alog_err e = writable(log);
     if (!e) {
-        e = batch_validate_records(buf, &h, &log->scratch, log->opts.max_batch_bytes * 16u, 1, NULL);
+        e = batch_validate_records(buf, &h, &log->scratch,
+                                   (size_t)log->opts.max_batch_bytes * 16u, 1,
+                                   NULL);
         if (e == ALOG_ECORRUPT) err_prefix(e, "invalid batch");
     }
     if (!e) {
@@ -562,7 +605,8 @@ alog_err alog_offset_for_time(alog *log, int64_t ts, int64_t *offset_out) {
     for (size_t i = 0; i < log->nsegs && found < 0 && !e; i++) {
         segment *s = log->segs[i];
         e = ensure_index(log, s);
-        if (!e) e = segment_find_time(s, ts, &decomp, log->opts.max_batch_bytes * 16u, &found);
+        if (!e) e = segment_find_time(s, ts, &decomp, (size_t)log->opts.max_batch_bytes * 16u,
+                                           &found);
     }
     if (!e) *offset_out = found >= 0 ? found : log_active(log)->st.next_offset;
     pthread_mutex_unlock(&log->mu);
@@ -626,7 +670,9 @@ alog_err log_refresh(alog *log) {
             if (e) return e;
             if (why) return ALOG_OK; /* a batch being written: seen next time */
         }
-        /* Did the writer roll to a new segment? */
+        /* Did the writer roll to a new segment? Never from an empty one, whose next
+         * segment would have its own name (and be found as such, forever). */
+        if (a->st.next_offset == a->base) return ALOG_OK;
         char p[4096];
         snprintf(p, sizeof p, "%s/%020" PRId64 ".log", log->dir, a->st.next_offset);
         if (access(p, F_OK) != 0) return ALOG_OK;

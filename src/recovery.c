@@ -175,9 +175,9 @@ alog_err log_recover(alog *log) {
         if (size >= cp.st.position && cp.st.next_offset >= s->base) {
             /* Trust [0, P): load the index entries below P, resume indexing from there. */
             int rc = index_load(&s->ix, s->ofd, s->tfd, cp.st.position,
-                                (uint64_t)(cp.st.next_offset - s->base) + 1, s->opath, s->tpath);
+                                (uint64_t)(cp.st.next_offset - s->base), 1, s->opath, s->tpath);
             if (rc < 0) return (alog_err)-rc;
-            if (rc == 1 || cp.st.position == 0) {
+            if ((rc == 1 && !s->ix_missing) || cp.st.position == 0) {
                 s->st = cp.st;
                 if (cp.clean && k == log->nsegs - 1 && size == cp.st.position) {
                     ri->clean = 1;
@@ -203,8 +203,9 @@ alog_err log_recover(alog *log) {
         if (e) return e;
         s->ix_ready = 1;
         if (!log->opts.read_only) {
-            if (s->ofd < 0 || s->tfd < 0) ri->indexes_rebuilt++;
-            if (i + 1 < log->nsegs && !ends)
+            if (s->ix_missing) ri->indexes_rebuilt++;
+            s->ix_missing = 0;
+            if (i + 1 < log->nsegs && !ends && s->st.max_ts >= 0)
                 tindex_maybe_add(&s->ix, s->st.max_ts, (uint32_t)(s->st.max_ts_offset - s->base));
             e = index_rewrite(&s->ix, s->ofd, s->tfd, s->opath, s->tpath);
             if (e) return e;

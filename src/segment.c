@@ -95,9 +95,17 @@ alog_err segment_open(const char *dir, int64_t base, int writable, segment **out
         return e;
     }
     /* Index files are optional: a missing one is rebuilt. */
-    int iflags = writable ? (O_RDWR | O_CREAT) : O_RDONLY;
-    seg->ofd = io->open(seg->opath, iflags, 0644);
-    seg->tfd = io->open(seg->tpath, iflags, 0644);
+    int iflags = writable ? O_RDWR : O_RDONLY;
+    seg->ofd = io->open(seg->opath, iflags, 0);
+    if (seg->ofd < 0) {
+        seg->ix_missing = 1;
+        if (writable) seg->ofd = io->open(seg->opath, O_RDWR | O_CREAT, 0644);
+    }
+    seg->tfd = io->open(seg->tpath, iflags, 0);
+    if (seg->tfd < 0) {
+        seg->ix_missing = 1;
+        if (writable) seg->tfd = io->open(seg->tpath, O_RDWR | O_CREAT, 0644);
+    }
     uint64_t size;
     alog_err e = segment_file_size(seg, &size);
     if (e) {
@@ -200,7 +208,7 @@ alog_err segment_scan(segment *seg, uint64_t file_size, uint32_t index_interval,
                      h.base_offset, seg->st.next_offset);
             why = why_buf;
         }
-        if (!why && (batch_last_offset(&h) - seg->base > (int64_t)UINT32_MAX - 1 ||
+        if (!why && (batch_last_offset(&h) - seg->base > (int64_t)INT32_MAX ||
                      pos > INT32_MAX))
             why = "batch does not fit the segment's 32-bit relative offsets or positions";
         if (why) {
@@ -236,18 +244,21 @@ alog_err segment_load_index(segment *seg, uint32_t index_interval, int *rebuilt)
     *rebuilt = 0;
     if (seg->ix_ready) return ALOG_OK;
     uint64_t rel_limit = (uint64_t)(seg->st.next_offset - seg->base);
-    int rc = index_load(&seg->ix, seg->ofd, seg->tfd, seg->st.position, rel_limit, seg->opath,
-                        seg->tpath);
+    int rc = index_load(&seg->ix, seg->ofd, seg->tfd, seg->st.position, rel_limit, 0,
+                        seg->opath, seg->tpath);
     if (rc < 0) return (alog_err)-rc;
-    if (rc == 0 || seg->ix.tn == 0) {
+    if (rc == 0 || seg->ix.tn == 0 || seg->ix_missing) {
         /* Missing or damaged (or a segment sealed without its final time entry). */
         alog_err e = seg_rebuild_index(seg, index_interval);
         if (e) return e;
-        tindex_maybe_add(&seg->ix, seg->st.max_ts, (uint32_t)(seg->st.max_ts_offset - seg->base));
+        if (seg->st.max_ts >= 0) /* as segment_seal: no entry for "no timestamp" */
+            tindex_maybe_add(&seg->ix, seg->st.max_ts,
+                             (uint32_t)(seg->st.max_ts_offset - seg->base));
         *rebuilt = 1;
         if (seg->writable) {
             e = index_rewrite(&seg->ix, seg->ofd, seg->tfd, seg->opath, seg->tpath);
             if (e) return e;
+            seg->ix_missing = 0;
         }
     } else {
         /* A sealed segment's last time entry holds its largest timestamp. */

@@ -34,6 +34,7 @@ typedef struct segment {
     int writable;
     seg_index ix;
     int ix_ready; /* ix covers all of [0, st.position) */
+    int ix_missing; /* an index file was absent at open (created empty): rebuild it */
     uint8_t *map;
     size_t map_len;
     void **old_maps; /* replaced mappings, kept until close (readers may hold pointers) */

@@ -161,7 +161,8 @@ static alog_err check_indexes(const char *dir, int64_t base, const batch_mark *m
     /* index_load checks order and bounds; a missing or rejected file is rebuilt on
      * use, so it is reported only when present and inconsistent. */
     uint64_t end = n ? m[n - 1].position + 1 : 0;
-    int rc = index_load(&ix, ofd, tfd, end ? end : 1, (uint64_t)(seg_next - base), opath, tpath);
+    int rc = index_load(&ix, ofd, tfd, end ? end : 1, (uint64_t)(seg_next - base), 0, opath,
+                        tpath);
     if (rc < 0) {
         e = (alog_err)-rc;
         goto out;

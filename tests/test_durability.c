@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -251,6 +252,112 @@ static void test_failed_fsync_is_sticky(void **state) {
     free(dir);
 }
 
+
+/* A process killed after appending: the next open scans only what was written since
+ * the last checkpoint (here: the writable open), not the whole segment, even though
+ * index entries past that point had reached the index files. */
+static void test_recovery_scans_only_the_tail(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("tailscan");
+    alog_options o = opts(ALOG_FSYNC_NEVER, 0);
+    o.index_interval_bytes = 256;
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    for (int i = 0; i < 2000; i++) append_one(log, i, NULL);
+    TU_OK(alog_close(log));
+    char seg[4096];
+    tu_segment_path(seg, sizeof seg, dir, 0, "log");
+    int64_t clean_size = tu_file_size(seg);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alog *l2;
+        if (alog_open(dir, &o, &l2)) _exit(2);
+        for (int i = 2000; i < 2300; i++) {
+            char v[32];
+            int vl = snprintf(v, sizeof v, "value-%d", i);
+            alog_record r = {0, 1000 + i, NULL, 0, v, (size_t)vl, NULL, 0};
+            if (alog_append(l2, &r, NULL)) _exit(3);
+        }
+        if (alog_sync(l2)) _exit(4); /* data and index entries on disk, no checkpoint */
+        _exit(0);                     /* killed: no close */
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    int64_t crash_size = tu_file_size(seg);
+    assert_true(crash_size > clean_size);
+
+    TU_OK(alog_open(dir, &o, &log));
+    const alog_recovery_info *ri = alog_recovery(log);
+    assert_int_equal(ri->clean, 0);
+    assert_int_equal(ri->bytes_checked, (uint64_t)(crash_size - clean_size));
+    assert_int_equal(ri->bytes_truncated, 0);
+    assert_int_equal(ri->indexes_rebuilt, 0);
+    assert_int_equal(count_check(log), 2300);
+    /* Lookups through the index are right on both sides of the checkpoint. */
+    for (int64_t off = 0; off < 2300; off += 97) {
+        alog_cursor *c;
+        alog_record r;
+        TU_OK(alog_cursor_open(log, off, &c));
+        TU_OK(alog_cursor_next(c, &r));
+        assert_int_equal(r.offset, off);
+        alog_cursor_close(c);
+        int64_t found;
+        TU_OK(alog_offset_for_time(log, 1000 + off, &found));
+        assert_int_equal(found, off);
+    }
+    TU_OK(alog_close(log));
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* Index files deleted behind the log's back are rebuilt, not taken as empty. */
+static void test_missing_index_files_rebuilt(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("noindex");
+    alog_options o = opts(ALOG_FSYNC_NEVER, 0);
+    o.segment_bytes = 8192;
+    o.index_interval_bytes = 256;
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    for (int i = 0; i < 2000; i++) append_one(log, i, NULL);
+    TU_OK(alog_close(log));
+    /* The first (sealed) segment's and the last (active) segment's offset indexes. */
+    alog_segment_info *segs;
+    size_t n;
+    TU_OK(alog_open(dir, &o, &log));
+    TU_OK(alog_segments(log, &segs, &n));
+    TU_OK(alog_close(log));
+    assert_true(n >= 3);
+    char p[4096];
+    tu_segment_path(p, sizeof p, dir, segs[0].base_offset, "index");
+    int64_t sealed_index_size = tu_file_size(p);
+    assert_true(sealed_index_size > 0);
+    assert_int_equal(unlink(p), 0);
+    tu_segment_path(p, sizeof p, dir, segs[n - 1].base_offset, "timeindex");
+    assert_int_equal(unlink(p), 0);
+    TU_OK(alog_open(dir, &o, &log));
+    for (int64_t off = 0; off < 2000; off += 37) {
+        alog_cursor *c;
+        alog_record r;
+        TU_OK(alog_cursor_open(log, off, &c));
+        TU_OK(alog_cursor_next(c, &r));
+        assert_int_equal(r.offset, off);
+        alog_cursor_close(c);
+        int64_t found;
+        TU_OK(alog_offset_for_time(log, 1000 + off, &found));
+        assert_int_equal(found, off);
+    }
+    TU_OK(alog_close(log));
+    tu_segment_path(p, sizeof p, dir, segs[0].base_offset, "index");
+    assert_int_equal(tu_file_size(p), sealed_index_size); /* rebuilt as it was */
+    alog_free(segs);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fsync_always_syncs_every_append, setup, teardown),
@@ -259,6 +366,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fsync_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_fsync_is_sticky, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_scans_only_the_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_index_files_rebuilt, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

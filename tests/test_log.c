@@ -464,6 +464,51 @@ static void test_reopen_keeps_appending_many_times(void **state) {
     free(dir);
 }
 
+
+/* Opening a directory that is not a log: nested paths are created; a directory with
+ * other people's files is refused and left exactly as it was; a newer format version
+ * is refused before anything in the directory is touched. */
+static void test_open_directories(void **state) {
+    (void)state;
+    char *root = tu_tmpdir("dirs");
+    char p[2048], q[4096];
+    alog_options o = small_opts();
+    alog *log;
+    snprintf(p, sizeof p, "%s/a/b/c", root);
+    TU_OK(alog_open(p, &o, &log));
+    TU_OK(alog_close(log));
+
+    snprintf(p, sizeof p, "%s/notalog", root);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(q, sizeof q, "%s/notes.tmp", p);
+    FILE *f = fopen(q, "w");
+    assert_non_null(f);
+    fputs("mine", f);
+    fclose(f);
+    assert_int_equal(alog_open(p, &o, &log), ALOG_ENOENT);
+    assert_non_null(strstr(alog_last_error(), "not an alog log"));
+    assert_int_equal(tu_file_size(q), 4);
+    snprintf(q, sizeof q, "%s/alog.lock", p);
+    assert_int_equal(tu_file_size(q), -1);
+
+    snprintf(p, sizeof p, "%s/future", root);
+    TU_OK(alog_open(p, &o, &log));
+    TU_OK(alog_close(log));
+    snprintf(q, sizeof q, "%s/alog.meta", p);
+    f = fopen(q, "w");
+    assert_non_null(f);
+    fputs("alog-format 2\n", f);
+    fclose(f);
+    snprintf(q, sizeof q, "%s/recovery-point.tmp", p);
+    f = fopen(q, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(alog_open(p, &o, &log), ALOG_EFORMAT);
+    assert_int_equal(tu_file_size(q), 0); /* not cleaned up by a build that cannot read it */
+    tu_rmrf(root);
+    free(root);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_read_roll_reopen),
@@ -474,6 +519,7 @@ int main(void) {
         cmocka_unit_test(test_compressed_batches_each_codec),
         cmocka_unit_test(test_append_raw),
         cmocka_unit_test(test_reopen_keeps_appending_many_times),
+        cmocka_unit_test(test_open_directories),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
