@@ -583,7 +583,8 @@ static const char append_help[] =
     "                          the epoch or ISO 8601 (2024-01-15, 2024-01-15T09:00:00Z,\n"
     "                          2024-01-15T09:00:00.123+01:00)\n"
     "  -c, --compression C     none, gzip, snappy, lz4 or zstd (default none)\n"
-    "      --segment-bytes N   roll to a new segment past N bytes (default 1 GiB)\n"
+    "      --segment-bytes N   roll to a new segment past N bytes (64 to 2147483647;\n"
+    "                          default 1 GiB)\n"
     "      --fsync P           never, always or interval (default interval)\n"
     "      --retention-bytes N delete oldest segments while the log is larger than N\n"
     "      --retention-ms N    delete segments whose newest record is older than N ms\n"
@@ -754,8 +755,9 @@ static int cmd_append(int argc, char **argv) {
             }
             break;
         case OPT_SEGMENT_BYTES:
-            if (parse_i64(optarg, 1, INT64_MAX, &v) != 0) {
-                rc = usage_err("--segment-bytes: '%s' is not a positive integer", optarg);
+            if (parse_i64(optarg, 64, INT32_MAX, &v) != 0) {
+                rc = usage_err("--segment-bytes: '%s' is not an integer from 64 to %d", optarg,
+                               INT32_MAX);
                 goto out;
             }
             opts.segment_bytes = (uint64_t)v;
@@ -1427,12 +1429,15 @@ static int cmd_verify(int argc, char **argv) {
             snprintf(off, sizeof off, "%" PRId64, rep.bad_offset);
         else
             snprintf(off, sizeof off, "unknown");
+        /* The library's message usually says where already; say it once. */
+        char where[96] = "";
+        if (!strstr(detail, "at byte position"))
+            snprintf(where, sizeof where, ", at byte position %" PRIu64 " (offset %s)",
+                     rep.bad_position, off);
         if (quiet)
-            msg("%s: %s, at byte position %" PRIu64 " (offset %s)", path, detail,
-                rep.bad_position, off);
+            msg("%s: %s%s", path, detail, where);
         else
-            printf("%s: %s, at byte position %" PRIu64 " (offset %s)\n", path, detail,
-                   rep.bad_position, off);
+            printf("%s: %s%s\n", path, detail, where);
     } else if (!quiet) {
         printf("%s: OK: %" PRIu64 " segment%s, %" PRIu64 " batch%s, %" PRIu64 " record%s, %" PRIu64
                " bytes\n",

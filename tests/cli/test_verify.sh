@@ -51,6 +51,8 @@ PY
 run 1 "$ALOG" verify "$D"
 assert_contains "$T/out" "00000000000000000000.log" "damage report names the segment"
 assert_contains "$T/out" "at byte position" "damage report gives the position"
+[ "$(grep -o 'at byte position' "$T/out" | wc -l)" = 1 ] ||
+  fail "the position is given more than once: $(cat "$T/out")"
 run 1 "$ALOG" verify "$D" --json
 python3 - "$T/out" <<'PY'
 import json, sys
