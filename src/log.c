@@ -244,6 +244,44 @@ static void log_free(alog *log) {
     free(log);
 }
 
+static alog_err log_sync_locked(alog *log, int force_checkpoint);
+
+/* The ALOG_FSYNC_INTERVAL thread: wakes every interval and syncs if appends since the
+ * last sync are still unsynced and the interval has passed since it. It holds the
+ * writer's mutex during the fsync, like an inline interval sync does. A failure is
+ * sticky (fail_log) and reported by the next append. */
+static void *flusher_main(void *arg) {
+    alog *log = arg;
+    int64_t interval = (int64_t)log->opts.fsync_interval_ms;
+    pthread_mutex_lock(&log->mu);
+    while (!log->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = (int64_t)ts.tv_nsec + (interval % 1000) * 1000000;
+        ts.tv_sec += (time_t)(interval / 1000 + ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&log->flusher_cv, &log->mu, &ts);
+        if (log->stop) break;
+        segment *a = log_active(log);
+        int dirty = a->base != log->synced_seg || a->st.position != log->synced_pos;
+        if (dirty && !log->failed && mono_ms() - log->last_sync_ms >= interval)
+            (void)log_sync_locked(log, 0);
+    }
+    pthread_mutex_unlock(&log->mu);
+    return NULL;
+}
+
+static void flusher_stop(alog *log) {
+    if (!log->flusher_on) return;
+    pthread_mutex_lock(&log->mu);
+    log->stop = 1;
+    pthread_cond_signal(&log->flusher_cv);
+    pthread_mutex_unlock(&log->mu);
+    pthread_join(log->flusher, NULL);
+    pthread_cond_destroy(&log->flusher_cv);
+    log->flusher_on = 0;
+}
+
 alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
     err_clear();
     if (!dir || !out) return err_set(ALOG_EINVAL, 0, "alog_open: dir and out are required");
@@ -334,6 +372,23 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
         }
     }
     log->last_sync_ms = mono_ms();
+    log->synced_seg = log_active(log)->base;
+    log->synced_pos = log_active(log)->st.position;
+    if (!log->opts.read_only && log->opts.fsync_policy == ALOG_FSYNC_INTERVAL &&
+        log->opts.fsync_interval_ms > 0) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&log->flusher_cv, &ca);
+        pthread_condattr_destroy(&ca);
+        int rc = pthread_create(&log->flusher, NULL, flusher_main, log);
+        if (rc != 0) {
+            pthread_cond_destroy(&log->flusher_cv);
+            e = err_set(ALOG_ENOMEM, rc, "cannot start the fsync thread: %s", strerror(rc));
+            goto fail;
+        }
+        log->flusher_on = 1;
+    }
     *out = log;
     return ALOG_OK;
 fail:
@@ -343,11 +398,11 @@ fail:
 
 const alog_recovery_info *alog_recovery(const alog *log) { return &log->recovery; }
 
-static alog_err log_sync_locked(alog *log, int force_checkpoint);
 
 alog_err alog_close(alog *log) {
     if (!log) return ALOG_OK;
     alog_err e = ALOG_OK;
+    flusher_stop(log);
     if (!log->opts.read_only && !log->failed) {
         pthread_mutex_lock(&log->mu);
         e = log_sync_locked(log, 1);
@@ -422,6 +477,8 @@ static alog_err log_roll(alog *log) {
     }
     e = io_fsync_dir(log->dir);
     if (e) return fail_log(log, e);
+    log->synced_seg = n->base; /* the sealed segment was synced, the new one is empty */
+    log->synced_pos = 0;
     e = checkpoint_write(log, 0);
     if (e) return e;
     return log_retention_locked(log, NULL);
@@ -434,6 +491,8 @@ static alog_err log_sync_locked(alog *log, int force_checkpoint) {
     e = segment_sync_data(a);
     if (e) return fail_log(log, e);
     log->last_sync_ms = mono_ms();
+    log->synced_seg = a->base;
+    log->synced_pos = a->st.position;
     if (force_checkpoint || checkpoint_due(log)) {
         if (a->ofd >= 0 && io->fdatasync(a->ofd) != 0)
             return fail_log(log, err_sys(errno, "fdatasync %s", a->opath));

@@ -35,6 +35,13 @@ struct alog {
     int64_t last_sync_ms;
     uint64_t checkpoint_pos; /* st.position of the active segment at the last checkpoint */
     int64_t checkpoint_seg;
+    int64_t synced_seg;  /* the active segment's data is durable up to synced_pos */
+    uint64_t synced_pos;
+    /* ALOG_FSYNC_INTERVAL: a thread syncs what appends left unsynced once the interval
+     * has passed, so that an idle writer's last records do not wait for the next append. */
+    pthread_t flusher;
+    int flusher_on, stop;
+    pthread_cond_t flusher_cv; /* CLOCK_MONOTONIC; signalled by close */
     alog_err failed; /* sticky: after a failed fsync or an uncuttable partial write */
     char failed_msg[512];
     int cursors;

@@ -2,7 +2,8 @@
  * test_concurrent.c -- one log handle shared by several threads (run under
  * ThreadSanitizer by `make test`): writer threads appending single records and batches
  * while the log rolls segments, reader threads following the tail with cursors, a
- * thread calling alog_sync, and a read-only handle following the same directory.
+ * thread calling alog_sync, the log's own interval-fsync thread, and a read-only handle
+ * following the same directory.
  *
  * Checks: every reader sees every record exactly once, offsets dense and in order, each
  * writer's records in the order that writer appended them, and each batch contiguous
@@ -170,7 +171,8 @@ static void test_writers_readers_one_handle(void **state) {
     alog_options_init(&o);
     o.segment_bytes = 16 * 1024; /* many rolls while the readers follow */
     o.index_interval_bytes = 512;
-    o.fsync_policy = ALOG_FSYNC_NEVER;
+    o.fsync_policy = ALOG_FSYNC_INTERVAL; /* the log's fsync thread runs too */
+    o.fsync_interval_ms = 2;
     shared s = {.dir = dir};
     TU_OK(alog_open(dir, &o, &s.log));
 

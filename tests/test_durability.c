@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@
 #include "testutil.h"
 
 static struct {
-    int data_syncs;        /* fdatasync + fsync calls of any file */
+    atomic_int data_syncs; /* fdatasync + fsync calls of any file (any thread) */
     int fail_next_pwrite;  /* 1: the next pwrite writes half its bytes, the one after
                             * fails with ENOSPC */
     int fail_fdatasync;    /* 1: every fdatasync fails with EIO */
@@ -62,6 +63,12 @@ static int fake_fsync(int fd) {
 }
 
 static io_ops fake_io;
+
+static int64_t mono_ms_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int setup(void **state) {
     (void)state;
@@ -162,15 +169,39 @@ static void test_fsync_interval(void **state) {
     assert_int_equal(fk.data_syncs, before);
     TU_OK(alog_close(log));
 
-    /* A short one: once it has passed, the next append syncs. */
+    /* A short one: a writer appending without pause gets synced as it goes (inline,
+     * or by the log's thread, whichever comes first). Bounded at 10 s of appends. */
     o = opts(ALOG_FSYNC_INTERVAL, 5);
     TU_OK(alog_open(dir, &o, &log));
-    append_one(log, 200, NULL);
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    before = fk.data_syncs;
-    append_one(log, 201, NULL);
-    assert_true(fk.data_syncs > before);
+    before = atomic_load(&fk.data_syncs);
+    int i = 200;
+    for (int64_t t0 = mono_ms_now(); atomic_load(&fk.data_syncs) < before + 3 &&
+                                     mono_ms_now() - t0 < 10000;)
+        append_one(log, i++, NULL);
+    assert_true(atomic_load(&fk.data_syncs) >= before + 3);
+    TU_OK(alog_close(log));
+    o = opts(ALOG_FSYNC_INTERVAL, 3600 * 1000);
+    TU_OK(alog_open(dir, &o, &log));
+    assert_int_equal(count_check(log), i);
+    TU_OK(alog_close(log));
+
+    /* A writer that goes idle: its last records are synced by the log's own thread,
+     * without another append. (Waits up to 10 s for it; normally 20-40 ms.) */
+    o = opts(ALOG_FSYNC_INTERVAL, 20);
+    TU_OK(alog_open(dir, &o, &log));
+    before = atomic_load(&fk.data_syncs);
+    append_one(log, i, NULL);
+    for (int w = 0; w < 1000 && atomic_load(&fk.data_syncs) == before; w++) {
+        struct timespec t10 = {0, 10 * 1000 * 1000};
+        nanosleep(&t10, NULL);
+    }
+    assert_true(atomic_load(&fk.data_syncs) > before);
+    /* And once synced, an idle log is not synced again and again. */
+    struct timespec t100 = {0, 100 * 1000 * 1000};
+    nanosleep(&t100, NULL);
+    before = atomic_load(&fk.data_syncs);
+    nanosleep(&t100, NULL);
+    assert_int_equal(atomic_load(&fk.data_syncs), before);
     TU_OK(alog_close(log));
     tu_rmrf(dir);
     free(dir);
