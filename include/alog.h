@@ -119,7 +119,12 @@ typedef struct alog_options {
     /* Add an offset-index and a time-index entry every this many bytes of log.
      * Default 4096 (Kafka's index.interval.bytes). */
     uint32_t index_interval_bytes;
-    /* Default ALOG_FSYNC_INTERVAL with fsync_interval_ms = 1000. */
+    /* Default ALOG_FSYNC_INTERVAL with fsync_interval_ms = 1000: an append syncs when the
+     * interval has passed since the last sync, and a thread of the log's own syncs
+     * what is left unsynced when appends stop, so no record stays unsynced much longer
+     * than the interval. The append that would cross the interval waits for that
+     * fsync. A failed fsync fails the log (ALOG_EFAILED) until it is reopened.
+     * fsync_interval_ms = 0 with ALOG_FSYNC_INTERVAL syncs on every append. */
     alog_fsync_policy fsync_policy;
     uint32_t fsync_interval_ms;
     /* Retention: delete whole oldest segments once the log is larger than
