@@ -270,9 +270,9 @@ typedef struct alog_segment_info {
     int64_t base_offset;
     int64_t next_offset;   /* one past its last record */
     uint64_t size_bytes;   /* of the .log file */
-    int64_t min_timestamp; /* timestamp of its first record: its earliest when timestamps
-                            * never go back (log-append time, one producer); records
-                            * carrying older create-times may follow. -1 if empty */
+    int64_t min_timestamp; /* baseTimestamp of its first batch (its first record's create
+                            * time): its earliest when timestamps never go back; records
+                            * with older create times may follow. -1 if empty */
     int64_t max_timestamp; /* -1 if the segment is empty */
     uint64_t batches;      /* only filled by alog_verify; else 0 */
     int active;            /* 1 for the segment appends go to */

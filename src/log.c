@@ -121,14 +121,17 @@ static alog_err make_dirs(const char *dir) {
     return ALOG_OK;
 }
 
-/* 1 if dir has no entries at all. */
+/* 1 if dir holds nothing, or only what a creation interrupted before alog.meta was
+ * written can leave (the lock file, a temp file of alog.meta). */
 static int dir_is_empty(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return 0;
     struct dirent *de;
     int empty = 1;
     while (empty && (de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) empty = 0;
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+            strcmp(de->d_name, LOG_LOCK_FILE) && strcmp(de->d_name, LOG_META_FILE ".tmp"))
+            empty = 0;
     closedir(d);
     return empty;
 }
@@ -344,6 +347,18 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
     if (log->nsegs == 0) {
         if (log->opts.read_only) {
             e = err_set(ALOG_ENOENT, 0, "%s: the log has no segments", dir);
+            goto fail;
+        }
+        /* No segment files. Fine for a creation interrupted before segment 0 was made;
+         * but if the checkpoint says records were written, the segments were lost
+         * (deleted from outside): starting over at offset 0 would reuse offsets. */
+        log_checkpoint cp;
+        int found = 0;
+        if (!is_new && checkpoint_read(dir, &cp, &found) == ALOG_OK && found &&
+            cp.st.next_offset > 0) {
+            e = err_set(ALOG_ECORRUPT, 0, "%s: no segment files, but %s says the log held "
+                        "offsets up to %" PRId64 "; refusing to start over at 0", dir,
+                        LOG_CHECKPOINT_FILE, cp.st.next_offset - 1);
             goto fail;
         }
         segment *s;
@@ -743,7 +758,8 @@ alog_err log_refresh(alog *log) {
         if (e) return e;
         n->st.position = 0;
         n->ix_ready = 1;
-        tindex_maybe_add(&a->ix, a->st.max_ts, (uint32_t)(a->st.max_ts_offset - a->base));
+        if (a->st.max_ts >= 0)
+            tindex_maybe_add(&a->ix, a->st.max_ts, (uint32_t)(a->st.max_ts_offset - a->base));
         e = push_segment(log, n);
         if (e) {
             segment_release(n);

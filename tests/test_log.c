@@ -505,6 +505,26 @@ static void test_open_directories(void **state) {
     fclose(f);
     assert_int_equal(alog_open(p, &o, &log), ALOG_EFORMAT);
     assert_int_equal(tu_file_size(q), 0); /* not cleaned up by a build that cannot read it */
+
+    /* A creation interrupted after the lock file, before alog.meta: still openable. */
+    snprintf(p, sizeof p, "%s/interrupted", root);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(q, sizeof q, "%s/alog.lock", p);
+    f = fopen(q, "w");
+    assert_non_null(f);
+    fclose(f);
+    TU_OK(alog_open(p, &o, &log));
+    TU_OK(alog_close(log));
+
+    /* Segments deleted from outside: refused rather than restarting at offset 0. */
+    snprintf(p, sizeof p, "%s/lost", root);
+    TU_OK(alog_open(p, &o, &log));
+    append_n(log, 0, 10, 1000);
+    TU_OK(alog_close(log));
+    tu_segment_path(q, sizeof q, p, 0, "log");
+    assert_int_equal(unlink(q), 0);
+    assert_int_equal(alog_open(p, &o, &log), ALOG_ECORRUPT);
+    assert_non_null(strstr(alog_last_error(), "offsets up to 9"));
     tu_rmrf(root);
     free(root);
 }
