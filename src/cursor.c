@@ -14,6 +14,7 @@
  * segment; the bytes below that end never change, so they are read without it.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct alog_cursor {
     uint64_t pos;      /* next batch to load */
     uint64_t batch_pos;
     int64_t want;      /* next offset to return; earlier records are skipped */
+    int in_seq;        /* the batch at pos must start at want (0 right after a seek) */
     int in_batch;
     rec_iter it;
     abuf decomp, hdrs;
@@ -63,6 +65,7 @@ static alog_err seek_locked(alog_cursor *c, int64_t offset) {
     set_segment(c, s);
     c->pos = pos;
     c->want = offset;
+    c->in_seq = 0;
     c->in_batch = 0;
     return ALOG_OK;
 }
@@ -160,12 +163,26 @@ static alog_err load_batch(alog_cursor *c) {
             why = batch_header_check(&h);
             if (!why && batch_size(&h) > end - c->pos) why = "batch runs past the end of the segment";
         }
+        /* baseOffset is outside the CRC: only the sequence of offsets vouches for it. Right
+         * after a seek the batch holds want (segment_find chose it by its offsets); after
+         * that each batch starts where the previous one ended. */
+        if (!why && (c->in_seq ? h.base_offset != c->want
+                               : h.base_offset > c->want || batch_last_offset(&h) < c->want)) {
+            snprintf(why_buf, sizeof why_buf, "batch has offsets %" PRId64 "..%" PRId64
+                     " where offset %" PRId64 " was expected", h.base_offset,
+                     batch_last_offset(&h), c->want);
+            why = why_buf;
+        }
         if (why)
             return err_set(ALOG_ECORRUPT, 0, "%s: %s, in the batch at byte position %" PRIu64
                            " (offset %" PRId64 ")", s->path, why, c->pos, c->want);
         uint64_t at = c->pos;
         c->pos += batch_size(&h);
-        if (batch_last_offset(&h) < c->want || (h.attributes & BATCH_ATTR_CONTROL)) continue;
+        c->in_seq = 1;
+        if (h.attributes & BATCH_ATTR_CONTROL) {
+            c->want = batch_last_offset(&h) + 1;
+            continue;
+        }
         e = rec_iter_init(&c->it, p, &h, &c->decomp, (size_t)log->opts.max_batch_bytes * 16u);
         if (e)
             return err_prefix(e, "%s: batch at byte position %" PRIu64 " (offset %" PRId64 ")",
@@ -192,6 +209,12 @@ alog_err alog_cursor_next(alog_cursor *c, alog_record *rec) {
             return ALOG_OK;
         }
         c->in_batch = 0;
+        if (rc == 0) {
+            /* The next batch starts after lastOffsetDelta, even if the last records are
+             * gone (compaction keeps lastOffsetDelta). */
+            int64_t end = c->it.base_offset + c->it.last_offset_delta + 1;
+            if (end > c->want) c->want = end;
+        }
         if (rc < 0)
             return err_set(ALOG_ECORRUPT, 0, "%s: %s, in the batch at byte position %" PRIu64
                            " (offset %" PRId64 ")", c->seg->path, why, c->batch_pos, c->want);

@@ -173,19 +173,28 @@ alog_err log_recover(alog *log) {
         e = segment_file_size(s, &size);
         if (e) return e;
         if (size >= cp.st.position && cp.st.next_offset >= s->base) {
-            /* Trust [0, P): load the index entries below P, resume indexing from there. */
+            /* Trust [0, P): load the index entries below P, resume indexing from there.
+             * Entries past P were written after the checkpoint, except after a clean close
+             * (nothing was), where they are damage: loaded strictly, the files are then
+             * either sound and kept as they are, or rebuilt. */
+            int clean_end = cp.clean && k == log->nsegs - 1 && size == cp.st.position;
             int rc = index_load(&s->ix, s->ofd, s->tfd, cp.st.position,
-                                (uint64_t)(cp.st.next_offset - s->base), 1, s->opath, s->tpath);
+                                (uint64_t)(cp.st.next_offset - s->base), !clean_end, s->opath,
+                                s->tpath);
             if (rc < 0) return (alog_err)-rc;
             if ((rc == 1 && !s->ix_missing) || cp.st.position == 0) {
                 s->st = cp.st;
-                if (cp.clean && k == log->nsegs - 1 && size == cp.st.position) {
+                if (clean_end) {
                     ri->clean = 1;
                     s->ix_ready = 1;
                     return ALOG_OK;
                 }
             } else {
+                /* Rebuilt by the scan from 0: drop what index_load kept (it keeps a sound
+                 * .index when only the .timeindex is missing, and vice versa). */
                 ri->indexes_rebuilt++;
+                s->ix_missing = 0; /* counted here, not again by the scan below */
+                s->ix.on = s->ix.tn = s->ix.o_flushed = s->ix.t_flushed = 0;
                 s->st = (seg_state){0, s->base, -1, -1, -1, 0};
             }
         } else {

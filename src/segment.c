@@ -240,6 +240,15 @@ static alog_err seg_rebuild_index(segment *seg, uint32_t index_interval) {
     return ALOG_OK;
 }
 
+/* Whether the file holds whole entries only. A sealed segment's index files are written
+ * whole (and fsynced before the roll), so a partial entry there is damage (or a rewrite
+ * cut short), not a torn append; it may have taken the final time entry, the segment's
+ * largest timestamp, with it. */
+static int whole_entries(int fd, size_t entry_size) {
+    struct stat st;
+    return fd < 0 || (fstat(fd, &st) == 0 && (uint64_t)st.st_size % entry_size == 0);
+}
+
 alog_err segment_load_index(segment *seg, uint32_t index_interval, int *rebuilt) {
     *rebuilt = 0;
     if (seg->ix_ready) return ALOG_OK;
@@ -247,7 +256,9 @@ alog_err segment_load_index(segment *seg, uint32_t index_interval, int *rebuilt)
     int rc = index_load(&seg->ix, seg->ofd, seg->tfd, seg->st.position, rel_limit, 0,
                         seg->opath, seg->tpath);
     if (rc < 0) return (alog_err)-rc;
-    if (rc == 0 || seg->ix.tn == 0 || seg->ix_missing) {
+    if (rc == 0 || seg->ix.tn == 0 || seg->ix_missing ||
+        !whole_entries(seg->ofd, OINDEX_ENTRY_SIZE) ||
+        !whole_entries(seg->tfd, TINDEX_ENTRY_SIZE)) {
         /* Missing or damaged (or a segment sealed without its final time entry). */
         alog_err e = seg_rebuild_index(seg, index_interval);
         if (e) return e;
