@@ -813,6 +813,11 @@ static int cmd_append(int argc, char **argv) {
         rc = EXIT_FAIL;
         goto out;
     }
+    /* Recovery after an unclean shutdown says what it cut (never silently). */
+    const alog_recovery_info *ri = alog_recovery(a.log);
+    if (ri->bytes_truncated)
+        msg("recovered '%s': cut %" PRIu64 " bytes of unfinished or damaged tail, from offset "
+            "%" PRId64, dir, ri->bytes_truncated, ri->first_cut_offset);
     int r;
     if (optind < argc) {
         size_t n = (size_t)(argc - optind);
@@ -1227,8 +1232,9 @@ static int cmd_info(int argc, char **argv) {
         fputs("{\"dir\":", stdout);
         json_cstr(stdout, dir);
         printf(",\"first_offset\":%" PRId64 ",\"next_offset\":%" PRId64 ",\"records\":%" PRId64
-               ",\"segment_count\":%zu,\"total_bytes\":%" PRIu64 ",\"min_timestamp\":",
-               first, next, next - first, nseg, total);
+               ",\"segment_count\":%zu,\"total_bytes\":%" PRIu64
+               ",\"unfinished_tail_bytes\":%" PRIu64 ",\"min_timestamp\":",
+               first, next, next - first, nseg, total, alog_recovery(log)->bytes_truncated);
         json_ts_or_null(stdout, tmin);
         fputs(",\"max_timestamp\":", stdout);
         json_ts_or_null(stdout, tmax);
@@ -1254,6 +1260,10 @@ static int cmd_info(int argc, char **argv) {
         printf("records:       %" PRId64 "\n", next - first);
         printf("segments:      %zu\n", nseg);
         printf("total bytes:   %" PRIu64 "\n", total);
+        if (alog_recovery(log)->bytes_truncated)
+            printf("unfinished:    %" PRIu64 " bytes from offset %" PRId64 " on are not a complete "
+                   "batch (cut at the next writable open)\n",
+                   alog_recovery(log)->bytes_truncated, alog_recovery(log)->first_cut_offset);
         if (tmin >= 0) {
             format_time(tmin, t1, sizeof t1);
             format_time(tmax, t2, sizeof t2);
