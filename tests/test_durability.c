@@ -123,6 +123,22 @@ static int64_t count_check(alog *log) {
     return n;
 }
 
+/* Every step-th offset below n: a seek lands on it, and its timestamp (1000 + offset,
+ * as append_one writes) finds it through the time index. */
+static void check_lookups(alog *log, int64_t n, int64_t step) {
+    for (int64_t off = 0; off < n; off += step) {
+        alog_cursor *c;
+        alog_record r;
+        TU_OK(alog_cursor_open(log, off, &c));
+        TU_OK(alog_cursor_next(c, &r));
+        assert_int_equal(r.offset, off);
+        alog_cursor_close(c);
+        int64_t found;
+        TU_OK(alog_offset_for_time(log, 1000 + off, &found));
+        assert_int_equal(found, off);
+    }
+}
+
 static void test_fsync_always_syncs_every_append(void **state) {
     (void)state;
     char *dir = tu_tmpdir("always");
@@ -283,7 +299,6 @@ static void test_failed_fsync_is_sticky(void **state) {
     free(dir);
 }
 
-
 /* A process killed after appending: the next open scans only what was written since
  * the last checkpoint (here: the writable open), not the whole segment, even though
  * index entries past that point had reached the index files. */
@@ -328,17 +343,7 @@ static void test_recovery_scans_only_the_tail(void **state) {
     assert_int_equal(ri->indexes_rebuilt, 0);
     assert_int_equal(count_check(log), 2300);
     /* Lookups through the index are right on both sides of the checkpoint. */
-    for (int64_t off = 0; off < 2300; off += 97) {
-        alog_cursor *c;
-        alog_record r;
-        TU_OK(alog_cursor_open(log, off, &c));
-        TU_OK(alog_cursor_next(c, &r));
-        assert_int_equal(r.offset, off);
-        alog_cursor_close(c);
-        int64_t found;
-        TU_OK(alog_offset_for_time(log, 1000 + off, &found));
-        assert_int_equal(found, off);
-    }
+    check_lookups(log, 2300, 97);
     TU_OK(alog_close(log));
     tu_rmrf(dir);
     free(dir);
@@ -370,17 +375,7 @@ static void test_missing_index_files_rebuilt(void **state) {
     tu_segment_path(p, sizeof p, dir, segs[n - 1].base_offset, "timeindex");
     assert_int_equal(unlink(p), 0);
     TU_OK(alog_open(dir, &o, &log));
-    for (int64_t off = 0; off < 2000; off += 37) {
-        alog_cursor *c;
-        alog_record r;
-        TU_OK(alog_cursor_open(log, off, &c));
-        TU_OK(alog_cursor_next(c, &r));
-        assert_int_equal(r.offset, off);
-        alog_cursor_close(c);
-        int64_t found;
-        TU_OK(alog_offset_for_time(log, 1000 + off, &found));
-        assert_int_equal(found, off);
-    }
+    check_lookups(log, 2000, 37);
     TU_OK(alog_close(log));
     tu_segment_path(p, sizeof p, dir, segs[0].base_offset, "index");
     assert_int_equal(tu_file_size(p), sealed_index_size); /* rebuilt as it was */
