@@ -227,6 +227,35 @@ ALOG_API alog_err alog_append_batch(alog *log, const alog_record *recs, size_t n
 ALOG_API alog_err alog_append_raw(alog *log, const void *buf, size_t len, int32_t leader_epoch,
                          int64_t *base_offset_out);
 
+/* Flags of alog_append_ex(). */
+#define ALOG_APPEND_DURABLE 1u /* return only once the records are durable (fsynced) */
+
+/* alog_append_batch() with flags. With ALOG_APPEND_DURABLE the call returns once an
+ * fsync that covers the batch has succeeded, whatever the fsync policy; concurrent
+ * durable appends share fsyncs (group commit: while one fsync runs, the next group
+ * gathers). Safe from any number of threads. */
+ALOG_API alog_err alog_append_ex(alog *log, const alog_record *recs, size_t n, unsigned flags,
+                                 int64_t *first_offset_out);
+
+/* Every record below this offset is known durable (covered by a successful fsync). */
+ALOG_API int64_t alog_durable_offset(const alog *log);
+
+/* Waits until the record at offset is durable, starting an fsync if none is running
+ * (group commit with concurrent waiters). timeout_ms < 0 waits without limit.
+ * ALOG_OK once durable; ALOG_ETIMEDOUT; ALOG_EFAILED if the fsync failed (the log then
+ * accepts no more writes until reopened); ALOG_ERANGE if offset was never appended. */
+ALOG_API alog_err alog_wait_durable(alog *log, int64_t offset, int timeout_ms);
+
+/* Called once the record at `offset` is durable (err ALOG_OK) or can no longer become
+ * durable (err ALOG_EFAILED, or the log was closed first: ALOG_EFAILED too). */
+typedef void (*alog_durable_fn)(void *ctx, int64_t offset, alog_err err);
+
+/* Registers fn to be called when the record at offset is durable; returns at once.
+ * fn runs on the log's own fsync thread (or in this call if the record already is
+ * durable) and must not call back into the log's write functions. ALOG_ERANGE if
+ * offset was never appended. */
+ALOG_API alog_err alog_on_durable(alog *log, int64_t offset, alog_durable_fn fn, void *ctx);
+
 /* Hands written data to the OS (no-op today: appends are written directly). */
 ALOG_API alog_err alog_flush(alog *log);
 /* Makes everything appended so far durable (fdatasync of the active segment). */
@@ -257,6 +286,13 @@ ALOG_API alog_err alog_cursor_open(alog *log, int64_t offset, alog_cursor **out)
  * deleted the segment under the cursor. The pointers in *rec stay valid until the next
  * call on this cursor or its close. */
 ALOG_API alog_err alog_cursor_next(alog_cursor *cur, alog_record *rec);
+
+/* Blocks until a record past the cursor's position is there to read, or timeout_ms
+ * passes (< 0: no limit). ALOG_OK: the next alog_cursor_next() will not return
+ * ALOG_EOF (unless retention removes the record first). ALOG_ETIMEDOUT otherwise. No
+ * polling: a condition variable wakes readers of the writer's own handle; a read-only
+ * handle (another process's writer) waits with inotify on the log directory. */
+ALOG_API alog_err alog_cursor_wait(alog_cursor *cur, int timeout_ms);
 
 /* Moves the cursor to offset (same rules as alog_cursor_open). */
 ALOG_API alog_err alog_cursor_seek(alog_cursor *cur, int64_t offset);

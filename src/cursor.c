@@ -10,13 +10,21 @@
  * ALOG_ECORRUPT with the segment file, byte position and offset, never returned as
  * records. Control batches (transaction markers) are skipped.
  *
- * The log's lock is taken only to read the segment list and the published end of the
- * segment; the bytes below that end never change, so they are read without it.
+ * Readers never take the writer's lock. Within a segment a cursor takes no lock at
+ * all: it loads the segment's published end (an atomic, stored by the writer after
+ * the bytes were written) and reads below it, where bytes never change. The segment
+ * list is held shared only for a moment, to look a segment up or move to the next
+ * one; an index lookup (open, seek) takes the publication lock for its duration.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "log.h"
@@ -34,32 +42,41 @@ struct alog_cursor {
 };
 
 static void set_segment(alog_cursor *c, segment *s) {
-    if (s) s->refs++;
+    if (s) segment_ref(s);
     if (c->seg) segment_release(c->seg);
     c->seg = s;
 }
 
-/* With the log locked: positions the cursor at offset. */
-static alog_err seek_locked(alog_cursor *c, int64_t offset) {
+/* Positions the cursor at offset. With list_lock held shared; takes pub_mu for the
+ * index lookup. */
+static alog_err seek_listed(alog_cursor *c, int64_t offset) {
     alog *log = c->log;
-    int64_t first = log->segs[0]->base, next = log_active(log)->st.next_offset;
+    segment *act = log_active(log);
+    int64_t first = log->segs[0]->base;
+    int64_t next = atomic_load_explicit(&act->pub_next, memory_order_acquire);
     if (offset < first || offset > next)
         return err_set(ALOG_ERANGE, 0, "offset %" PRId64 " is out of range: the log holds [%"
                        PRId64 ", %" PRId64 ")", offset, first, next);
     segment *s;
     uint64_t pos;
     if (offset == next) {
-        s = log_active(log);
-        pos = s->st.position;
+        s = act;
+        pos = atomic_load_explicit(&act->pub_pos, memory_order_acquire);
+        /* pub_pos may have moved past next meanwhile: find next's batch instead. */
+        if (atomic_load_explicit(&act->pub_next, memory_order_acquire) != next) s = NULL;
     } else {
+        s = NULL;
+    }
+    if (!s) {
         long i = log_find_segment(log, offset);
         if (i < 0) return err_set(ALOG_ERANGE, 0, "offset %" PRId64 " is in no segment", offset);
         s = log->segs[i];
+        pthread_mutex_lock(&log->pub_mu);
         int rebuilt;
         alog_err e = segment_load_index(s, log->opts.index_interval_bytes, &rebuilt);
-        if (e) return e;
         log->recovery.indexes_rebuilt += (uint64_t)rebuilt;
-        e = segment_find(s, offset, &pos);
+        if (!e) e = segment_find(s, offset, &pos);
+        pthread_mutex_unlock(&log->pub_mu);
         if (e) return e;
     }
     set_segment(c, s);
@@ -73,9 +90,9 @@ static alog_err seek_locked(alog_cursor *c, int64_t offset) {
 alog_err alog_cursor_seek(alog_cursor *c, int64_t offset) {
     err_clear();
     if (!c) return err_set(ALOG_EINVAL, 0, "alog_cursor_seek: no cursor");
-    pthread_mutex_lock(&c->log->mu);
-    alog_err e = seek_locked(c, offset);
-    pthread_mutex_unlock(&c->log->mu);
+    pthread_rwlock_rdlock(&c->log->list_lock);
+    alog_err e = seek_listed(c, offset);
+    pthread_rwlock_unlock(&c->log->list_lock);
     return e;
 }
 
@@ -85,74 +102,93 @@ alog_err alog_cursor_open(alog *log, int64_t offset, alog_cursor **out) {
     alog_cursor *c = calloc(1, sizeof *c);
     if (!c) return err_set(ALOG_ENOMEM, 0, "out of memory");
     c->log = log;
-    pthread_mutex_lock(&log->mu);
-    alog_err e = seek_locked(c, offset);
-    if (!e) log->cursors++;
-    pthread_mutex_unlock(&log->mu);
+    pthread_rwlock_rdlock(&log->list_lock);
+    alog_err e = seek_listed(c, offset);
+    pthread_rwlock_unlock(&log->list_lock);
     if (e) {
         set_segment(c, NULL);
         free(c);
         return e;
     }
+    atomic_fetch_add(&log->cursors, 1);
     *out = c;
     return ALOG_OK;
 }
 
 void alog_cursor_close(alog_cursor *c) {
     if (!c) return;
-    pthread_mutex_lock(&c->log->mu);
-    c->log->cursors--;
+    atomic_fetch_sub(&c->log->cursors, 1);
     set_segment(c, NULL);
-    pthread_mutex_unlock(&c->log->mu);
     abuf_free(&c->decomp);
     abuf_free(&c->hdrs);
     free(c);
 }
 
-/* Finds the segment after c->seg in the log. With the log locked. */
-static segment *successor(alog *log, const segment *s) {
+/* Moves the cursor to the segment after its own if there is one (taking a reference
+ * while the list is held). Returns 1 if it moved. */
+static int to_successor(alog_cursor *c) {
+    alog *log = c->log;
+    int moved = 0;
+    pthread_rwlock_rdlock(&log->list_lock);
     for (size_t i = 0; i + 1 < log->nsegs; i++)
-        if (log->segs[i] == s) return log->segs[i + 1];
-    return NULL;
+        if (log->segs[i] == c->seg) {
+            set_segment(c, log->segs[i + 1]);
+            c->pos = 0;
+            moved = 1;
+            break;
+        }
+    pthread_rwlock_unlock(&log->list_lock);
+    return moved;
 }
 
-/* Loads the batch at c->pos into the iterator. Returns ALOG_EOF at the end. */
+/* Read-only handles: picks up what the writing process appended since (log.c). */
+static alog_err refresh(alog *log) {
+    pthread_mutex_lock(&log->mu);
+    alog_err e = log_refresh(log);
+    pthread_mutex_unlock(&log->mu);
+    return e;
+}
+
+/* Loads the batch at c->pos into the iterator. Returns ALOG_EOF at the end. Takes no
+ * lock while it stays within a segment: the published end is an atomic. */
 static alog_err load_batch(alog_cursor *c) {
     alog *log = c->log;
     for (;;) {
-        if (c->seg->deleted)
+        if (atomic_load(&c->seg->deleted))
             return err_set(ALOG_ERANGE, 0, "offset %" PRId64 " is out of range: its segment "
                            "was deleted by retention", c->want);
-        pthread_mutex_lock(&log->mu);
         segment *s = c->seg;
-        uint64_t end = s->st.position;
+        uint64_t end = atomic_load_explicit(&s->pub_pos, memory_order_acquire);
         if (c->pos >= end) {
-            segment *n = successor(log, s);
-            if (!n && log->opts.read_only && s == log_active(log)) {
-                alog_err e = log_refresh(log);
-                if (e) {
-                    pthread_mutex_unlock(&log->mu);
-                    return e;
-                }
-                end = s->st.position;
-                n = c->pos >= end ? successor(log, s) : NULL;
+            if (log->opts.read_only) {
+                alog_err e = refresh(log);
+                if (e) return e;
+                end = atomic_load_explicit(&s->pub_pos, memory_order_acquire);
             }
             if (c->pos >= end) {
-                if (n) {
-                    set_segment(c, n);
-                    c->pos = 0;
+                /* A successor exists only once this segment is sealed, and then its
+                 * end is final: look at it again after seeing one, or records
+                 * published just before the roll would be skipped. */
+                uint64_t pos = c->pos;
+                segment *was = s;
+                segment_ref(was);
+                int moved = to_successor(c);
+                if (moved && pos < atomic_load_explicit(&was->pub_pos, memory_order_acquire)) {
+                    set_segment(c, was);
+                    c->pos = pos;
                 }
-                pthread_mutex_unlock(&log->mu);
-                if (n) continue;
+                segment_release(was);
+                if (moved) continue;
                 return ALOG_EOF;
             }
         }
-        int active = s == log_active(log);
-        alog_err e = segment_map(s, end, active ? log->opts.segment_bytes : end);
-        pthread_mutex_unlock(&log->mu);
+        /* Map ahead (segment_bytes) so that a growing active segment is rarely remapped. */
+        const uint8_t *map;
+        alog_err e = segment_map(s, end, end > log->opts.segment_bytes ? end : log->opts.segment_bytes,
+                                 &map);
         if (e) return e;
 
-        const uint8_t *p = s->map + c->pos;
+        const uint8_t *p = map + c->pos;
         batch_header h;
         char why_buf[160];
         const char *why;
@@ -219,4 +255,82 @@ alog_err alog_cursor_next(alog_cursor *c, alog_record *rec) {
             return err_set(ALOG_ECORRUPT, 0, "%s: %s, in the batch at byte position %" PRIu64
                            " (offset %" PRId64 ")", c->seg->path, why, c->batch_pos, c->want);
     }
+}
+
+/* Whether alog_cursor_next() has something to return: records left in the current
+ * batch, or published offsets at or past the cursor's. locked: pub_mu is held. */
+static int has_data(alog_cursor *c, int locked) {
+    if (c->in_batch && c->it.remaining > 0) return 1;
+    return c->want < (locked ? c->log->pub_active->st.next_offset : alog_next_offset(c->log));
+}
+
+static int64_t mono_ms_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Another process writes: inotify on the log directory reports writes to its files
+ * and new segments; each wake-up re-reads what was appended. */
+static alog_err wait_other_process(alog_cursor *c, int timeout_ms) {
+    alog *log = c->log;
+    int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (fd < 0) return err_sys(errno, "inotify_init1");
+    alog_err e = ALOG_OK;
+    if (inotify_add_watch(fd, log->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0)
+        e = err_sys(errno, "inotify_add_watch %s", log->dir);
+    int64_t deadline = timeout_ms >= 0 ? mono_ms_now() + timeout_ms : -1;
+    while (!e) {
+        e = refresh(log);
+        if (e || has_data(c, 0)) break;
+        int wait = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - mono_ms_now();
+            if (left <= 0) {
+                e = err_set(ALOG_ETIMEDOUT, 0, "no new records in %d ms", timeout_ms);
+                break;
+            }
+            wait = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        struct pollfd p = {fd, POLLIN, 0};
+        int rc = poll(&p, 1, wait);
+        if (rc < 0 && errno != EINTR) {
+            e = err_sys(errno, "poll");
+            break;
+        }
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        while (read(fd, buf, sizeof buf) > 0) {
+        }
+    }
+    close(fd);
+    return e;
+}
+
+alog_err alog_cursor_wait(alog_cursor *c, int timeout_ms) {
+    err_clear();
+    if (!c) return err_set(ALOG_EINVAL, 0, "alog_cursor_wait: no cursor");
+    alog *log = c->log;
+    if (log->opts.read_only) return wait_other_process(c, timeout_ms);
+    struct timespec dl;
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        int64_t ns = (int64_t)dl.tv_nsec + (int64_t)(timeout_ms % 1000) * 1000000;
+        dl.tv_sec += (time_t)(timeout_ms / 1000 + ns / 1000000000);
+        dl.tv_nsec = (long)(ns % 1000000000);
+    }
+    alog_err e = ALOG_OK;
+    pthread_mutex_lock(&log->pub_mu);
+    log->data_waiters++;
+    while (!has_data(c, 1)) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&log->data_cv, &log->pub_mu);
+        } else if (pthread_cond_timedwait(&log->data_cv, &log->pub_mu, &dl) == ETIMEDOUT &&
+                   !has_data(c, 1)) {
+            e = err_set(ALOG_ETIMEDOUT, 0, "no new records in %d ms", timeout_ms);
+            break;
+        }
+    }
+    log->data_waiters--;
+    pthread_mutex_unlock(&log->pub_mu);
+    return e;
 }

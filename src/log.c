@@ -236,52 +236,260 @@ static alog_err open_segments(alog *log) {
 
 /* ---- open / close --------------------------------------------------------------- */
 
+/* ---- open / close --------------------------------------------------------------- */
+
+static void log_init_sync(alog *log) {
+    pthread_mutex_init(&log->mu, NULL);
+    pthread_rwlock_init(&log->list_lock, NULL);
+    pthread_mutex_init(&log->pub_mu, NULL);
+    pthread_mutex_init(&log->fail_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&log->turn_cv, &ca);
+    pthread_cond_init(&log->data_cv, &ca);
+    pthread_cond_init(&log->dur_cv, &ca);
+    pthread_cond_init(&log->flusher_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&log->failed, 0);
+    atomic_init(&log->cursors, 0);
+}
+
 static void log_free(alog *log) {
     for (size_t i = 0; i < log->nsegs; i++) segment_release(log->segs[i]);
     free(log->segs);
     if (log->lock_fd >= 0) io->close(log->lock_fd);
-    abuf_free(&log->enc);
-    abuf_free(&log->scratch);
     pthread_mutex_destroy(&log->mu);
+    pthread_rwlock_destroy(&log->list_lock);
+    pthread_mutex_destroy(&log->pub_mu);
+    pthread_mutex_destroy(&log->fail_mu);
+    pthread_cond_destroy(&log->turn_cv);
+    pthread_cond_destroy(&log->data_cv);
+    pthread_cond_destroy(&log->dur_cv);
+    pthread_cond_destroy(&log->flusher_cv);
     free(log->dir);
     free(log);
 }
 
-static alog_err log_sync_locked(alog *log, int force_checkpoint);
+/* CLOCK_MONOTONIC deadline ms from now (the condition variables use that clock). */
+static void deadline_in(struct timespec *ts, int64_t ms) {
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    int64_t ns = (int64_t)ts->tv_nsec + (ms % 1000) * 1000000;
+    ts->tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts->tv_nsec = (long)(ns % 1000000000);
+}
 
-/* The ALOG_FSYNC_INTERVAL thread: wakes every interval and syncs if appends since the
- * last sync are still unsynced and the interval has passed since it. It holds the
- * writer's mutex during the fsync, like an inline interval sync does. A failure is
- * sticky (fail_log) and reported by the next append. */
+/* ---- failure -------------------------------------------------------------------- */
+
+/* Makes the log refuse all further writes: after a failed fsync the kernel may have
+ * dropped the dirty pages, so nothing written is known to be on disk (the 2018
+ * PostgreSQL lesson); reopening recovers from what really is. Returns ALOG_EFAILED
+ * with the cause. Any thread, any locks held. */
+static alog_err fail_log(alog *log, alog_err e) {
+    char cause[512];
+    snprintf(cause, sizeof cause, "%s", alog_last_error());
+    pthread_mutex_lock(&log->fail_mu);
+    if (!atomic_load(&log->failed)) {
+        snprintf(log->failed_msg, sizeof log->failed_msg, "%s", cause);
+        atomic_store(&log->failed, (int)e);
+    }
+    pthread_mutex_unlock(&log->fail_mu);
+    return err_set(ALOG_EFAILED, alog_last_errno(), "%s; the log accepts no more writes until "
+                   "it is reopened", cause);
+}
+
+static alog_err failed_err(alog *log) {
+    char msg[512];
+    pthread_mutex_lock(&log->fail_mu);
+    snprintf(msg, sizeof msg, "%s", log->failed_msg);
+    pthread_mutex_unlock(&log->fail_mu);
+    return err_set(ALOG_EFAILED, 0, "%s: the log stopped accepting writes after an earlier "
+                   "failure (%s); reopen it to recover", log->dir, msg);
+}
+
+static alog_err writable(alog *log) {
+    if (log->opts.read_only) return err_set(ALOG_EREADONLY, 0, "%s is open read-only", log->dir);
+    if (atomic_load_explicit(&log->failed, memory_order_relaxed)) return failed_err(log);
+    return ALOG_OK;
+}
+
+/* ---- durability: group commit ---------------------------------------------------- */
+
+/* Runs the alog_on_durable callbacks that are due (or all, with ALOG_EFAILED, once the
+ * log failed or is closing). With pub_mu held; it is released around the calls. */
+static void run_callbacks_locked(alog *log, int closing) {
+    durable_cb *due = NULL, **pp = &log->cbs;
+    int failed = atomic_load(&log->failed) != 0;
+    while (*pp) {
+        durable_cb *cb = *pp;
+        if (cb->offset < log->durable_next || failed || closing) {
+            *pp = cb->next;
+            cb->next = due;
+            due = cb;
+        } else {
+            pp = &cb->next;
+        }
+    }
+    if (!due) return;
+    int64_t durable = log->durable_next;
+    pthread_mutex_unlock(&log->pub_mu);
+    while (due) {
+        durable_cb *cb = due;
+        due = cb->next;
+        cb->fn(cb->ctx, cb->offset, cb->offset < durable ? ALOG_OK : ALOG_EFAILED);
+        free(cb);
+    }
+    pthread_mutex_lock(&log->pub_mu);
+}
+
+/* Makes every record below `want` durable; the caller saw them published. One fsync
+ * runs at a time; the threads that need one while it runs wait, and the first of them
+ * to find it finished starts the next, covering everything published by then: so one
+ * fsync carries every append that arrived while the previous one ran. A record is
+ * reported durable only after the fsync that covers it returned success. With pub_mu
+ * held; returns with it held. deadline NULL: no limit. */
+static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *deadline) {
+    while (log->durable_next < want) {
+        if (atomic_load(&log->failed)) return failed_err(log);
+        if (!log->sync_running) {
+            log->sync_running = 1;
+            segment *a = log->pub_active;
+            int64_t target = a->st.next_offset;
+            uint64_t tpos = a->st.position;
+            segment_ref(a);
+            pthread_mutex_unlock(&log->pub_mu);
+            int rc = io->fdatasync(a->fd), err = errno;
+            pthread_mutex_lock(&log->pub_mu);
+            log->sync_running = 0;
+            alog_err e = ALOG_OK;
+            if (rc != 0) {
+                err_sys(err, "fdatasync %s", a->path);
+                e = fail_log(log, ALOG_EIO);
+            } else {
+                if (target > log->durable_next) log->durable_next = target;
+                log->last_sync_ms = mono_ms();
+                if (a->base != log->checkpoint_seg || tpos - log->checkpoint_pos >= (64u << 20))
+                    log->ckpt_wanted = 1;
+            }
+            segment_release(a);
+            pthread_cond_broadcast(&log->dur_cv);
+            if (log->cbs || log->ckpt_wanted || e) pthread_cond_signal(&log->flusher_cv);
+            if (e) return e;
+        } else if (deadline) {
+            if (pthread_cond_timedwait(&log->dur_cv, &log->pub_mu, deadline) == ETIMEDOUT &&
+                log->durable_next < want && log->sync_running)
+                return err_set(ALOG_ETIMEDOUT, 0, "offset %" PRId64 " not durable in time",
+                               want - 1);
+        } else {
+            pthread_cond_wait(&log->dur_cv, &log->pub_mu);
+        }
+    }
+    return ALOG_OK;
+}
+
+/* With mu held: waits until every reserved batch has been published (or failed). */
+static void wait_all_published(alog *log) {
+    pthread_mutex_lock(&log->pub_mu);
+    while (log->pub_seq != log->resv_seq) pthread_cond_wait(&log->turn_cv, &log->pub_mu);
+    pthread_mutex_unlock(&log->pub_mu);
+}
+
+/* With mu held and everything published: fsyncs the active segment's data (and, for a
+ * checkpoint, its index files) and notes it durable; writes a checkpoint if due
+ * (or leaves it to the caller when force_checkpoint). */
+static alog_err log_sync_locked(alog *log, int force_checkpoint) {
+    segment *a = log_active(log);
+    pthread_mutex_lock(&log->pub_mu);
+    alog_err e = segment_flush_index(a);
+    pthread_mutex_unlock(&log->pub_mu);
+    if (e) return e;
+    e = segment_sync_data(a);
+    if (e) return fail_log(log, e);
+    pthread_mutex_lock(&log->pub_mu);
+    if (a->st.next_offset > log->durable_next) log->durable_next = a->st.next_offset;
+    log->last_sync_ms = mono_ms();
+    int due = force_checkpoint || checkpoint_due(log);
+    log->ckpt_wanted = 0;
+    pthread_cond_broadcast(&log->dur_cv);
+    pthread_mutex_unlock(&log->pub_mu);
+    if (due) {
+        if (a->ofd >= 0 && io->fdatasync(a->ofd) != 0)
+            return fail_log(log, err_sys(errno, "fdatasync %s", a->opath));
+        if (a->tfd >= 0 && io->fdatasync(a->tfd) != 0)
+            return fail_log(log, err_sys(errno, "fdatasync %s", a->tpath));
+        if (!force_checkpoint) return checkpoint_write(log, 0);
+    }
+    return ALOG_OK;
+}
+
+/* With mu held: after a failed write, cut whatever reserved batches left past the
+ * published end and hand out space from there again. */
+static alog_err rewind_locked(alog *log) {
+    wait_all_published(log);
+    segment *a = log_active(log);
+    pthread_mutex_lock(&log->pub_mu);
+    alog_err e = ALOG_OK;
+    if (io->ftruncate(a->fd, (off_t)a->st.position) != 0)
+        e = fail_log(log, err_sys(errno, "cutting %s back to %" PRIu64 " bytes after a failed "
+                                  "write", a->path, a->st.position));
+    a->resv_pos = a->st.position;
+    a->resv_next = a->st.next_offset;
+    log->rewind = 0;
+    pthread_mutex_unlock(&log->pub_mu);
+    return e;
+}
+
+/* The log's own thread: syncs for ALOG_FSYNC_INTERVAL when appends stop, makes
+ * alog_on_durable callbacks happen, writes checkpoints the durable point asks for. */
+static void do_checkpoint(alog *log) {
+    pthread_mutex_lock(&log->mu);
+    wait_all_published(log);
+    if (!atomic_load(&log->failed) && !log->rewind) (void)log_sync_locked(log, 0);
+    pthread_mutex_unlock(&log->mu);
+}
+
 static void *flusher_main(void *arg) {
     alog *log = arg;
     int64_t interval = (int64_t)log->opts.fsync_interval_ms;
-    pthread_mutex_lock(&log->mu);
+    int periodic = log->opts.fsync_policy == ALOG_FSYNC_INTERVAL && interval > 0;
+    pthread_mutex_lock(&log->pub_mu);
     while (!log->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = (int64_t)ts.tv_nsec + (interval % 1000) * 1000000;
-        ts.tv_sec += (time_t)(interval / 1000 + ns / 1000000000);
-        ts.tv_nsec = (long)(ns % 1000000000);
-        pthread_cond_timedwait(&log->flusher_cv, &log->mu, &ts);
+        int work = log->ckpt_wanted || (log->cbs && (log->durable_next <= log->cbs->offset ||
+                                                     atomic_load(&log->failed)));
+        if (!work) {
+            if (periodic) {
+                struct timespec ts;
+                deadline_in(&ts, interval);
+                pthread_cond_timedwait(&log->flusher_cv, &log->pub_mu, &ts);
+            } else {
+                pthread_cond_wait(&log->flusher_cv, &log->pub_mu);
+            }
+        }
         if (log->stop) break;
-        segment *a = log_active(log);
-        int dirty = a->base != log->synced_seg || a->st.position != log->synced_pos;
-        if (dirty && !log->failed && mono_ms() - log->last_sync_ms >= interval)
-            (void)log_sync_locked(log, 0);
+        segment *a = log->pub_active;
+        int dirty = a->st.next_offset > log->durable_next;
+        int want_sync = log->cbs || (periodic && mono_ms() - log->last_sync_ms >= interval);
+        if (dirty && want_sync && !atomic_load(&log->failed))
+            (void)sync_to_locked(log, a->st.next_offset, NULL);
+        run_callbacks_locked(log, 0);
+        if (log->ckpt_wanted && !log->stop) {
+            log->ckpt_wanted = 0;
+            pthread_mutex_unlock(&log->pub_mu);
+            do_checkpoint(log);
+            pthread_mutex_lock(&log->pub_mu);
+        }
     }
-    pthread_mutex_unlock(&log->mu);
+    pthread_mutex_unlock(&log->pub_mu);
     return NULL;
 }
 
 static void flusher_stop(alog *log) {
     if (!log->flusher_on) return;
-    pthread_mutex_lock(&log->mu);
+    pthread_mutex_lock(&log->pub_mu);
     log->stop = 1;
     pthread_cond_signal(&log->flusher_cv);
-    pthread_mutex_unlock(&log->mu);
+    pthread_mutex_unlock(&log->pub_mu);
     pthread_join(log->flusher, NULL);
-    pthread_cond_destroy(&log->flusher_cv);
     log->flusher_on = 0;
 }
 
@@ -292,7 +500,7 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
     alog *log = calloc(1, sizeof *log);
     if (!log) return err_set(ALOG_ENOMEM, 0, "out of memory");
     log->lock_fd = -1;
-    pthread_mutex_init(&log->mu, NULL);
+    log_init_sync(log);
     alog_options_init(&log->opts);
     if (opts) {
         size_t n = opts->struct_size && opts->struct_size < sizeof *opts ? opts->struct_size
@@ -386,20 +594,17 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
             if (e) goto fail;
         }
     }
+    for (size_t i = 0; i < log->nsegs; i++) segment_publish(log->segs[i]);
+    segment *act = log_active(log);
+    act->resv_pos = act->st.position;
+    act->resv_next = act->st.next_offset;
+    log->pub_active = act;
+    log->durable_next = act->st.next_offset; /* recovery synced what it kept */
     log->last_sync_ms = mono_ms();
-    log->synced_seg = log_active(log)->base;
-    log->synced_pos = log_active(log)->st.position;
-    if (!log->opts.read_only && log->opts.fsync_policy == ALOG_FSYNC_INTERVAL &&
-        log->opts.fsync_interval_ms > 0) {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&log->flusher_cv, &ca);
-        pthread_condattr_destroy(&ca);
+    if (!log->opts.read_only) {
         int rc = pthread_create(&log->flusher, NULL, flusher_main, log);
         if (rc != 0) {
-            pthread_cond_destroy(&log->flusher_cv);
-            e = err_set(ALOG_ENOMEM, rc, "cannot start the fsync thread: %s", strerror(rc));
+            e = err_set(ALOG_ENOMEM, rc, "cannot start the log's fsync thread: %s", strerror(rc));
             goto fail;
         }
         log->flusher_on = 1;
@@ -413,17 +618,23 @@ fail:
 
 const alog_recovery_info *alog_recovery(const alog *log) { return &log->recovery; }
 
-
 alog_err alog_close(alog *log) {
     if (!log) return ALOG_OK;
     alog_err e = ALOG_OK;
     flusher_stop(log);
-    if (!log->opts.read_only && !log->failed) {
+    if (!log->opts.read_only) {
         pthread_mutex_lock(&log->mu);
-        e = log_sync_locked(log, 1);
-        if (!e) e = checkpoint_write(log, 1);
+        wait_all_published(log);
+        if (log->rewind && !atomic_load(&log->failed)) e = rewind_locked(log);
+        if (!e && !atomic_load(&log->failed)) {
+            e = log_sync_locked(log, 1);
+            if (!e) e = checkpoint_write(log, 1);
+        }
         pthread_mutex_unlock(&log->mu);
     }
+    pthread_mutex_lock(&log->pub_mu);
+    run_callbacks_locked(log, 1);
+    pthread_mutex_unlock(&log->pub_mu);
     log_free(log);
     return e;
 }
@@ -432,17 +643,17 @@ alog_err alog_close(alog *log) {
 
 int64_t alog_first_offset(const alog *log) {
     alog *l = (alog *)log;
-    pthread_mutex_lock(&l->mu);
+    pthread_rwlock_rdlock(&l->list_lock);
     int64_t v = l->segs[0]->base;
-    pthread_mutex_unlock(&l->mu);
+    pthread_rwlock_unlock(&l->list_lock);
     return v;
 }
 
 int64_t alog_next_offset(const alog *log) {
     alog *l = (alog *)log;
-    pthread_mutex_lock(&l->mu);
-    int64_t v = log_active(l)->st.next_offset;
-    pthread_mutex_unlock(&l->mu);
+    pthread_rwlock_rdlock(&l->list_lock);
+    int64_t v = atomic_load_explicit(&log_active(l)->pub_next, memory_order_acquire);
+    pthread_rwlock_unlock(&l->list_lock);
     return v;
 }
 
@@ -455,115 +666,178 @@ long log_find_segment(const alog *log, int64_t offset) {
     }
     if (lo == 0) return -1;
     segment *s = log->segs[lo - 1];
-    return offset < s->st.next_offset ? (long)(lo - 1) : -1;
+    return offset < atomic_load_explicit(&s->pub_next, memory_order_acquire) ? (long)(lo - 1) : -1;
 }
 
 /* ---- appends -------------------------------------------------------------------- */
 
-static alog_err writable(alog *log) {
-    if (log->opts.read_only) return err_set(ALOG_EREADONLY, 0, "%s is open read-only", log->dir);
-    if (log->failed)
-        return err_set(ALOG_EFAILED, 0, "%s: the log stopped accepting writes after an earlier "
-                       "failure (%s); reopen it to recover", log->dir, log->failed_msg);
-    return ALOG_OK;
-}
-
-static alog_err fail_log(alog *log, alog_err e) {
-    log->failed = e;
-    snprintf(log->failed_msg, sizeof log->failed_msg, "%s", alog_last_error());
-    return err_set(ALOG_EFAILED, alog_last_errno(), "%s; the log accepts no more writes until "
-                   "it is reopened", log->failed_msg);
-}
-
 static alog_err log_retention_locked(alog *log, uint64_t *deleted);
 
+/* With mu held and everything published: seals the active segment, starts the next. */
 static alog_err log_roll(alog *log) {
     segment *a = log_active(log);
+    pthread_mutex_lock(&log->pub_mu);
     alog_err e = segment_seal(a);
+    pthread_mutex_unlock(&log->pub_mu);
     if (e) return fail_log(log, e);
     segment *n;
     e = segment_create(log->dir, a->st.next_offset, &n);
     if (e) return e;
+    atomic_store(&n->pub_next, n->base);
+    n->resv_next = n->base;
+    pthread_rwlock_wrlock(&log->list_lock);
     e = push_segment(log, n);
+    pthread_rwlock_unlock(&log->list_lock);
     if (e) {
         segment_unlink(n);
         segment_release(n);
         return e;
     }
+    pthread_mutex_lock(&log->pub_mu);
+    log->pub_active = n;
+    /* The sealed segment was fsynced whole. */
+    if (a->st.next_offset > log->durable_next) log->durable_next = a->st.next_offset;
+    pthread_cond_broadcast(&log->dur_cv);
+    pthread_cond_broadcast(&log->data_cv);
+    pthread_mutex_unlock(&log->pub_mu);
     e = io_fsync_dir(log->dir);
     if (e) return fail_log(log, e);
-    log->synced_seg = n->base; /* the sealed segment was synced, the new one is empty */
-    log->synced_pos = 0;
     e = checkpoint_write(log, 0);
     if (e) return e;
     return log_retention_locked(log, NULL);
 }
 
-static alog_err log_sync_locked(alog *log, int force_checkpoint) {
-    segment *a = log_active(log);
-    alog_err e = segment_flush_index(a);
-    if (e) return e;
-    e = segment_sync_data(a);
-    if (e) return fail_log(log, e);
-    log->last_sync_ms = mono_ms();
-    log->synced_seg = a->base;
-    log->synced_pos = a->st.position;
-    if (force_checkpoint || checkpoint_due(log)) {
-        if (a->ofd >= 0 && io->fdatasync(a->ofd) != 0)
-            return fail_log(log, err_sys(errno, "fdatasync %s", a->opath));
-        if (a->tfd >= 0 && io->fdatasync(a->tfd) != 0)
-            return fail_log(log, err_sys(errno, "fdatasync %s", a->tpath));
-        if (!force_checkpoint) return checkpoint_write(log, 0);
-    }
-    return ALOG_OK;
+/* Per-thread encode buffers: batches are encoded and checksummed by the appending
+ * thread before it takes any lock. */
+typedef struct enc_bufs {
+    abuf enc, scratch;
+} enc_bufs;
+static pthread_key_t enc_key;
+static pthread_once_t enc_once = PTHREAD_ONCE_INIT;
+
+static void enc_bufs_free(void *p) {
+    enc_bufs *b = p;
+    abuf_free(&b->enc);
+    abuf_free(&b->scratch);
+    free(b);
 }
 
-/* Appends the batch in buf (base offset to be stamped). Called with mu held. */
-static alog_err append_locked(alog *log, uint8_t *buf, size_t len, int64_t *base_out) {
+static void enc_key_init(void) { (void)pthread_key_create(&enc_key, enc_bufs_free); }
+
+static enc_bufs *thread_bufs(void) {
+    pthread_once(&enc_once, enc_key_init);
+    enc_bufs *b = pthread_getspecific(enc_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (b && pthread_setspecific(enc_key, b) != 0) {
+            free(b);
+            b = NULL;
+        }
+    }
+    return b;
+}
+
+/*
+ * Appends the encoded batch in buf (its base offset is stamped here):
+ *   1. under mu, reserve: offsets [next, next + count), bytes [pos, pos + len) of the
+ *      active segment (rolling first if the batch does not fit), and a ticket;
+ *   2. with no lock, write the bytes at pos (pwrite);
+ *   3. under pub_mu, in ticket order, account and publish: readers see the batch only
+ *      once every earlier one is visible, so offsets appear without gaps;
+ *   4. if asked (or by the fsync policy), wait for an fsync that covers it (group
+ *      commit).
+ * A failed write cuts the file back to the published end; batches reserved after it
+ * fail too (they were not appended) and the space is handed out again.
+ */
+static alog_err append_encoded(alog *log, uint8_t *buf, size_t len, unsigned flags,
+                               int64_t *base_out) {
     batch_header h;
     batch_header_parse(buf, &h);
+    pthread_mutex_lock(&log->mu);
+    alog_err e = writable(log);
+    if (!e && log->rewind) e = rewind_locked(log);
     segment *a = log_active(log);
-    /* Offsets are int64: the batch's last offset must leave room for a next one. */
-    if (a->st.next_offset >= INT64_MAX - h.last_offset_delta)
-        return err_set(ALOG_ERANGE, 0, "%s: no offsets left after %" PRId64, log->dir,
-                       a->st.next_offset - 1);
-    if (a->st.position > 0 &&
-        (a->st.position + len > log->opts.segment_bytes ||
-         a->st.next_offset + h.last_offset_delta - a->base > (int64_t)INT32_MAX)) {
-        alog_err e = log_roll(log);
-        if (e) return e;
+    if (!e && a->resv_next >= INT64_MAX - h.last_offset_delta)
+        e = err_set(ALOG_ERANGE, 0, "%s: no offsets left after %" PRId64, log->dir,
+                    a->resv_next - 1);
+    if (!e && a->resv_pos > 0 &&
+        (a->resv_pos + len > log->opts.segment_bytes ||
+         a->resv_next + h.last_offset_delta - a->base > (int64_t)INT32_MAX)) {
+        wait_all_published(log);
+        e = atomic_load(&log->failed) ? failed_err(log) : log->rewind ? rewind_locked(log) : ALOG_OK;
+        if (!e) e = log_roll(log);
         a = log_active(log);
     }
-    h.base_offset = a->st.next_offset;
-    batch_set_base_offset(buf, h.base_offset);
-    alog_err e = segment_append(a, buf, len, &h, log->opts.index_interval_bytes);
-    if (e) return e == ALOG_EFAILED ? fail_log(log, e) : e;
-    if (base_out) *base_out = h.base_offset;
-    if (log->opts.fsync_policy == ALOG_FSYNC_ALWAYS ||
-        (log->opts.fsync_policy == ALOG_FSYNC_INTERVAL &&
-         mono_ms() - log->last_sync_ms >= (int64_t)log->opts.fsync_interval_ms))
-        return log_sync_locked(log, 0);
-    return ALOG_OK;
+    if (e) {
+        pthread_mutex_unlock(&log->mu);
+        return e;
+    }
+    int64_t base = a->resv_next;
+    uint64_t pos = a->resv_pos;
+    a->resv_next = base + h.last_offset_delta + 1;
+    a->resv_pos = pos + len;
+    uint64_t ticket = log->resv_seq++;
+    pthread_mutex_unlock(&log->mu);
+
+    batch_set_base_offset(buf, base);
+    h.base_offset = base;
+    e = io_pwrite_all(a->fd, buf, len, pos, a->path);
+
+    pthread_mutex_lock(&log->pub_mu);
+    while (log->pub_seq != ticket) pthread_cond_wait(&log->turn_cv, &log->pub_mu);
+    if (e) {
+        /* Cut from our position: the file ends at the published end again. */
+        if (io->ftruncate(a->fd, (off_t)pos) != 0)
+            e = fail_log(log, err_set(e, errno, "%s; and cutting the partial batch at byte %"
+                                      PRIu64 " failed: %s", alog_last_error(), pos,
+                                      strerror(errno)));
+        else
+            log->rewind = 1;
+    } else if (log->rewind || atomic_load(&log->failed)) {
+        e = err_set(ALOG_EIO, 0, "%s: an earlier append failed while this batch was being "
+                    "written; it was not appended", log->dir);
+    } else {
+        e = segment_add_batch(a, pos, &h, log->opts.index_interval_bytes);
+        if (e == ALOG_ENOMEM) e = fail_log(log, e);
+        else e = ALOG_OK; /* index entries not yet in their files are kept in memory */
+        if (log->data_waiters) pthread_cond_broadcast(&log->data_cv);
+    }
+    log->pub_seq++;
+    pthread_cond_broadcast(&log->turn_cv);
+    int64_t mine = base + h.last_offset_delta + 1;
+    if (!e) {
+        if ((flags & ALOG_APPEND_DURABLE) || log->opts.fsync_policy == ALOG_FSYNC_ALWAYS)
+            e = sync_to_locked(log, mine, NULL);
+        else if (log->opts.fsync_policy == ALOG_FSYNC_INTERVAL && !log->sync_running &&
+                 mono_ms() - log->last_sync_ms >= (int64_t)log->opts.fsync_interval_ms)
+            e = sync_to_locked(log, mine, NULL);
+    }
+    pthread_mutex_unlock(&log->pub_mu);
+    if (!e && base_out) *base_out = base;
+    return e;
+}
+
+alog_err alog_append_ex(alog *log, const alog_record *recs, size_t n, unsigned flags,
+                        int64_t *first_offset_out) {
+    err_clear();
+    if (!log || (!recs && n)) return err_set(ALOG_EINVAL, 0, "alog_append: bad arguments");
+    if (log->opts.read_only) return writable(log);
+    enc_bufs *b = thread_bufs();
+    if (!b) return err_set(ALOG_ENOMEM, 0, "out of memory");
+    b->enc.len = 0;
+    alog_err e = batch_encode(&b->enc, recs, n, log->opts.compression, log_now_ms(),
+                              log->opts.max_batch_bytes, &b->scratch);
+    if (!e) e = append_encoded(log, b->enc.data, b->enc.len, flags, first_offset_out);
+    return e;
 }
 
 alog_err alog_append_batch(alog *log, const alog_record *recs, size_t n,
                            int64_t *first_offset_out) {
-    err_clear();
-    if (!log || (!recs && n)) return err_set(ALOG_EINVAL, 0, "alog_append_batch: bad arguments");
-    pthread_mutex_lock(&log->mu);
-    alog_err e = writable(log);
-    if (!e) {
-        log->enc.len = 0;
-        e = batch_encode(&log->enc, recs, n, log->opts.compression, log_now_ms(),
-                         log->opts.max_batch_bytes, &log->scratch);
-    }
-    if (!e) e = append_locked(log, log->enc.data, log->enc.len, first_offset_out);
-    pthread_mutex_unlock(&log->mu);
-    return e;
+    return alog_append_ex(log, recs, n, 0, first_offset_out);
 }
 
 alog_err alog_append(alog *log, const alog_record *rec, int64_t *offset_out) {
-    return alog_append_batch(log, rec, 1, offset_out);
+    return alog_append_ex(log, rec, 1, 0, offset_out);
 }
 
 alog_err alog_append_raw(alog *log, const void *buf, size_t len, int32_t leader_epoch,
@@ -579,69 +853,125 @@ alog_err alog_append_raw(alog *log, const void *buf, size_t len, int32_t leader_
     if (!why && batch_size(&h) != len) why = "batch length does not match the bytes given";
     if (!why && (h.attributes & BATCH_ATTR_CONTROL)) why = "control batches cannot be appended";
     if (why) return err_set(ALOG_ECORRUPT, 0, "invalid batch: %s", why);
-    pthread_mutex_lock(&log->mu);
     alog_err e = writable(log);
+    if (e) return e;
+    enc_bufs *b = thread_bufs();
+    if (!b) return err_set(ALOG_ENOMEM, 0, "out of memory");
+    e = batch_validate_records(buf, &h, &b->scratch, (size_t)log->opts.max_batch_bytes * 16u, 1,
+                               NULL);
+    if (e == ALOG_ECORRUPT) err_prefix(e, "invalid batch");
     if (!e) {
-        e = batch_validate_records(buf, &h, &log->scratch,
-                                   (size_t)log->opts.max_batch_bytes * 16u, 1,
-                                   NULL);
-        if (e == ALOG_ECORRUPT) err_prefix(e, "invalid batch");
+        b->enc.len = 0;
+        if (abuf_append(&b->enc, buf, len)) e = err_set(ALOG_ENOMEM, 0, "out of memory");
     }
     if (!e) {
-        log->enc.len = 0;
-        if (abuf_append(&log->enc, buf, len)) e = err_set(ALOG_ENOMEM, 0, "out of memory");
+        batch_set_leader_epoch(b->enc.data, leader_epoch);
+        e = append_encoded(log, b->enc.data, b->enc.len, 0, base_offset_out);
     }
-    if (!e) {
-        batch_set_leader_epoch(log->enc.data, leader_epoch);
-        e = append_locked(log, log->enc.data, log->enc.len, base_offset_out);
-    }
-    pthread_mutex_unlock(&log->mu);
     return e;
 }
 
 alog_err alog_flush(alog *log) {
     if (!log) return err_set(ALOG_EINVAL, 0, "alog_flush: no log");
-    pthread_mutex_lock(&log->mu);
-    alog_err e = log->opts.read_only ? ALOG_OK : segment_flush_index(log_active(log));
-    pthread_mutex_unlock(&log->mu);
+    if (log->opts.read_only) return ALOG_OK;
+    pthread_mutex_lock(&log->pub_mu);
+    alog_err e = segment_flush_index(log->pub_active);
+    pthread_mutex_unlock(&log->pub_mu);
     return e;
 }
 
 alog_err alog_sync(alog *log) {
     err_clear();
     if (!log) return err_set(ALOG_EINVAL, 0, "alog_sync: no log");
-    pthread_mutex_lock(&log->mu);
     alog_err e = writable(log);
-    if (!e) e = log_sync_locked(log, 0);
-    pthread_mutex_unlock(&log->mu);
+    if (e) return e;
+    pthread_mutex_lock(&log->pub_mu);
+    e = sync_to_locked(log, log->pub_active->st.next_offset, NULL);
+    pthread_mutex_unlock(&log->pub_mu);
     return e;
+}
+
+int64_t alog_durable_offset(const alog *log) {
+    alog *l = (alog *)log;
+    pthread_mutex_lock(&l->pub_mu);
+    int64_t v = l->durable_next;
+    pthread_mutex_unlock(&l->pub_mu);
+    return v;
+}
+
+alog_err alog_wait_durable(alog *log, int64_t offset, int timeout_ms) {
+    err_clear();
+    if (!log) return err_set(ALOG_EINVAL, 0, "alog_wait_durable: no log");
+    if (log->opts.read_only) return writable(log);
+    struct timespec dl;
+    if (timeout_ms >= 0) deadline_in(&dl, timeout_ms);
+    pthread_mutex_lock(&log->pub_mu);
+    alog_err e = ALOG_OK;
+    if (offset < 0 || offset >= log->pub_active->st.next_offset)
+        e = err_set(ALOG_ERANGE, 0, "offset %" PRId64 " has not been appended", offset);
+    else
+        e = sync_to_locked(log, offset + 1, timeout_ms >= 0 ? &dl : NULL);
+    pthread_mutex_unlock(&log->pub_mu);
+    return e;
+}
+
+alog_err alog_on_durable(alog *log, int64_t offset, alog_durable_fn fn, void *ctx) {
+    err_clear();
+    if (!log || !fn) return err_set(ALOG_EINVAL, 0, "alog_on_durable: bad arguments");
+    if (log->opts.read_only) return writable(log);
+    pthread_mutex_lock(&log->pub_mu);
+    if (offset < 0 || offset >= log->pub_active->st.next_offset) {
+        pthread_mutex_unlock(&log->pub_mu);
+        return err_set(ALOG_ERANGE, 0, "offset %" PRId64 " has not been appended", offset);
+    }
+    int now = offset < log->durable_next || atomic_load(&log->failed);
+    alog_err status = offset < log->durable_next ? ALOG_OK : ALOG_EFAILED;
+    if (!now) {
+        durable_cb *cb = malloc(sizeof *cb);
+        if (!cb) {
+            pthread_mutex_unlock(&log->pub_mu);
+            return err_set(ALOG_ENOMEM, 0, "out of memory");
+        }
+        *cb = (durable_cb){offset, fn, ctx, log->cbs};
+        log->cbs = cb;
+        pthread_cond_signal(&log->flusher_cv);
+    }
+    pthread_mutex_unlock(&log->pub_mu);
+    if (now) fn(ctx, offset, status);
+    return ALOG_OK;
 }
 
 /* ---- retention ------------------------------------------------------------------ */
 
+/* With mu held. */
 static alog_err log_retention_locked(alog *log, uint64_t *deleted) {
     uint64_t total = 0, n = 0;
-    for (size_t i = 0; i < log->nsegs; i++) total += log->segs[i]->st.position;
+    for (size_t i = 0; i < log->nsegs; i++) total += atomic_load(&log->segs[i]->pub_pos);
     int64_t now = log_now_ms();
     alog_err e = ALOG_OK;
     while (log->nsegs > 1) {
         segment *s = log->segs[0];
-        int by_bytes = log->opts.retention_bytes &&
-                       total - s->st.position >= log->opts.retention_bytes;
+        uint64_t size = atomic_load(&s->pub_pos);
+        int by_bytes = log->opts.retention_bytes && total - size >= log->opts.retention_bytes;
         int by_time = 0;
         if (!by_bytes && log->opts.retention_ms) {
             int rebuilt;
+            pthread_mutex_lock(&log->pub_mu);
             e = segment_load_index(s, log->opts.index_interval_bytes, &rebuilt);
-            if (e) break;
             log->recovery.indexes_rebuilt += (uint64_t)rebuilt;
-            by_time = s->st.max_ts >= 0 && now - s->st.max_ts > (int64_t)log->opts.retention_ms;
+            int64_t max_ts = s->st.max_ts;
+            pthread_mutex_unlock(&log->pub_mu);
+            if (e) break;
+            by_time = max_ts >= 0 && now - max_ts > (int64_t)log->opts.retention_ms;
         }
         if (!by_bytes && !by_time) break;
         e = segment_unlink(s);
         if (e) break;
-        total -= s->st.position;
+        total -= size;
+        pthread_rwlock_wrlock(&log->list_lock);
         memmove(log->segs, log->segs + 1, (log->nsegs - 1) * sizeof *log->segs);
         log->nsegs--;
+        pthread_rwlock_unlock(&log->list_lock);
         segment_release(s);
         n++;
     }
@@ -662,6 +992,7 @@ alog_err alog_retention_run(alog *log, uint64_t *deleted_out) {
 
 /* ---- time lookups, segment listing ---------------------------------------------- */
 
+/* With list_lock shared and pub_mu held. */
 static alog_err ensure_index(alog *log, segment *s) {
     int rebuilt = 0;
     alog_err e = segment_load_index(s, log->opts.index_interval_bytes, &rebuilt);
@@ -672,7 +1003,8 @@ static alog_err ensure_index(alog *log, segment *s) {
 alog_err alog_offset_for_time(alog *log, int64_t ts, int64_t *offset_out) {
     err_clear();
     if (!log || !offset_out) return err_set(ALOG_EINVAL, 0, "alog_offset_for_time: bad arguments");
-    pthread_mutex_lock(&log->mu);
+    pthread_rwlock_rdlock(&log->list_lock);
+    pthread_mutex_lock(&log->pub_mu);
     alog_err e = ALOG_OK;
     int64_t found = -1;
     abuf decomp = {0};
@@ -680,10 +1012,11 @@ alog_err alog_offset_for_time(alog *log, int64_t ts, int64_t *offset_out) {
         segment *s = log->segs[i];
         e = ensure_index(log, s);
         if (!e) e = segment_find_time(s, ts, &decomp, (size_t)log->opts.max_batch_bytes * 16u,
-                                           &found);
+                                      &found);
     }
     if (!e) *offset_out = found >= 0 ? found : log_active(log)->st.next_offset;
-    pthread_mutex_unlock(&log->mu);
+    pthread_mutex_unlock(&log->pub_mu);
+    pthread_rwlock_unlock(&log->list_lock);
     abuf_free(&decomp);
     return e;
 }
@@ -691,16 +1024,18 @@ alog_err alog_offset_for_time(alog *log, int64_t ts, int64_t *offset_out) {
 /* Timestamp of the first record of a segment (the first batch's baseTimestamp). */
 static int64_t first_timestamp(segment *s) {
     if (s->st.first_ts >= 0 || s->st.position < BATCH_HEADER_SIZE) return s->st.first_ts;
-    if (segment_map(s, s->st.position, s->st.position)) return -1;
+    const uint8_t *map;
+    if (segment_map(s, s->st.position, s->st.position, &map)) return -1;
     batch_header h;
-    batch_header_parse(s->map, &h);
+    batch_header_parse(map, &h);
     return h.base_timestamp;
 }
 
 alog_err alog_segments(alog *log, alog_segment_info **segs, size_t *count) {
     err_clear();
     if (!log || !segs || !count) return err_set(ALOG_EINVAL, 0, "alog_segments: bad arguments");
-    pthread_mutex_lock(&log->mu);
+    pthread_rwlock_rdlock(&log->list_lock);
+    pthread_mutex_lock(&log->pub_mu);
     alog_err e = ALOG_OK;
     alog_segment_info *v = calloc(log->nsegs, sizeof *v);
     if (!v) e = err_set(ALOG_ENOMEM, 0, "out of memory");
@@ -724,46 +1059,61 @@ alog_err alog_segments(alog *log, alog_segment_info **segs, size_t *count) {
         *segs = v;
         *count = log->nsegs;
     }
-    pthread_mutex_unlock(&log->mu);
+    pthread_mutex_unlock(&log->pub_mu);
+    pthread_rwlock_unlock(&log->list_lock);
     return e;
 }
 
 /* ---- read-only handles following a writer --------------------------------------- */
 
+/* Looks for batches and segments the writing process appended since. With mu held
+ * (read-only handles use it only for this); takes list_lock and pub_mu as needed. */
 alog_err log_refresh(alog *log) {
     if (!log->opts.read_only) return ALOG_OK;
     for (;;) {
         segment *a = log_active(log);
         uint64_t size;
         char why_buf[200];
-        const char *why;
+        const char *why = NULL;
         alog_err e = segment_file_size(a, &size);
         if (e) return e;
-        if (size > a->st.position) {
-            e = segment_scan(a, size, log->opts.index_interval_bytes, &why, why_buf, sizeof why_buf);
-            if (e) return e;
-            if (why) return ALOG_OK; /* a batch being written: seen next time */
-        }
+        pthread_mutex_lock(&log->pub_mu);
+        if (size > a->st.position)
+            e = segment_scan(a, size, log->opts.index_interval_bytes, &why, why_buf,
+                             sizeof why_buf);
+        int64_t next = a->st.next_offset;
+        uint64_t position = a->st.position;
+        pthread_mutex_unlock(&log->pub_mu);
+        if (e) return e;
+        if (why) return ALOG_OK; /* a batch being written: seen next time */
         /* Did the writer roll to a new segment? Never from an empty one, whose next
          * segment would have its own name (and be found as such, forever). */
-        if (a->st.next_offset == a->base) return ALOG_OK;
+        if (next == a->base) return ALOG_OK;
         char p[4096];
-        snprintf(p, sizeof p, "%s/%020" PRId64 ".log", log->dir, a->st.next_offset);
+        snprintf(p, sizeof p, "%s/%020" PRId64 ".log", log->dir, next);
         if (access(p, F_OK) != 0) return ALOG_OK;
         e = segment_file_size(a, &size);
         if (e) return e;
-        if (size != a->st.position) continue; /* rescan what was added meanwhile */
+        if (size != position) continue; /* rescan what was added meanwhile */
         segment *n;
-        e = segment_open(log->dir, a->st.next_offset, 0, &n);
+        e = segment_open(log->dir, next, 0, &n);
         if (e) return e;
         n->st.position = 0;
         n->ix_ready = 1;
+        segment_publish(n);
+        pthread_mutex_lock(&log->pub_mu);
         if (a->st.max_ts >= 0)
             tindex_maybe_add(&a->ix, a->st.max_ts, (uint32_t)(a->st.max_ts_offset - a->base));
+        pthread_mutex_unlock(&log->pub_mu);
+        pthread_rwlock_wrlock(&log->list_lock);
         e = push_segment(log, n);
+        pthread_rwlock_unlock(&log->list_lock);
         if (e) {
             segment_release(n);
             return e;
         }
+        pthread_mutex_lock(&log->pub_mu);
+        log->pub_active = n;
+        pthread_mutex_unlock(&log->pub_mu);
     }
 }

@@ -5,6 +5,7 @@
 #define ALOG_LOG_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "alog.h"
@@ -23,28 +24,66 @@ typedef struct log_checkpoint {
     seg_state st;
 } log_checkpoint;
 
+/* A callback waiting for an offset to become durable (alog_on_durable). */
+typedef struct durable_cb {
+    int64_t offset;
+    alog_durable_fn fn;
+    void *ctx;
+    struct durable_cb *next;
+} durable_cb;
+
+/*
+ * Locks, always taken in this order (never the reverse):
+ *   mu         the writer lock: reserving space and offsets, segment roll, retention,
+ *              checkpoints. Held only for bookkeeping; no copying, checksumming or
+ *              writing of batch bytes under it. Readers never take it.
+ *   list_lock  (rwlock) the segment array; readers hold it shared for a moment when
+ *              they look a segment up or move to the next one.
+ *   pub_mu     publication: batches become visible in reservation order (tickets),
+ *              the segments' st and indexes, durability state. Readers take it only to
+ *              look offsets or times up in an index.
+ */
 struct alog {
     char *dir;
     alog_options opts;
     int lock_fd;
-    pthread_mutex_t mu; /* serializes appends and changes to the segment list */
-    segment **segs;     /* oldest first; the last is the active segment */
+    pthread_mutex_t mu;
+    pthread_rwlock_t list_lock;
+    pthread_mutex_t pub_mu;
+    segment **segs; /* oldest first; the last is the active segment */
     size_t nsegs, segs_cap;
-    abuf enc, scratch;
+    segment *pub_active; /* the active segment, for pub_mu holders (updated under both) */
     alog_recovery_info recovery;
+
+    /* Reservation tickets (resv_seq under mu) and publication turns (pub_seq under
+     * pub_mu): ticket t publishes when pub_seq == t, so readers see offsets in order. */
+    uint64_t resv_seq, pub_seq;
+    pthread_cond_t turn_cv;  /* pub_seq moved */
+    int rewind;              /* a write failed: reservations restart from the published end */
+    pthread_cond_t data_cv;  /* new data published (alog_cursor_wait) */
+    int data_waiters;
+
+    /* Durability (under pub_mu). Everything below durable_next is fsynced. */
+    int64_t durable_next;
+    int sync_running; /* a group-commit fsync is in flight */
+    pthread_cond_t dur_cv;
+    durable_cb *cbs;  /* pending alog_on_durable callbacks */
     int64_t last_sync_ms;
+    int ckpt_wanted;  /* the durable point moved far past the last checkpoint */
+
     uint64_t checkpoint_pos; /* st.position of the active segment at the last checkpoint */
     int64_t checkpoint_seg;
-    int64_t synced_seg;  /* the active segment's data is durable up to synced_pos */
-    uint64_t synced_pos;
-    /* ALOG_FSYNC_INTERVAL: a thread syncs what appends left unsynced once the interval
-     * has passed, so that an idle writer's last records do not wait for the next append. */
+
+    /* The log's own fsync thread: ALOG_FSYNC_INTERVAL syncs when appends stop,
+     * alog_on_durable callbacks, checkpoints. Sleeps on flusher_cv (under pub_mu). */
     pthread_t flusher;
     int flusher_on, stop;
-    pthread_cond_t flusher_cv; /* CLOCK_MONOTONIC; signalled by close */
-    alog_err failed; /* sticky: after a failed fsync or an uncuttable partial write */
+    pthread_cond_t flusher_cv;
+
+    _Atomic int failed; /* sticky alog_err: after a failed fsync or write */
+    pthread_mutex_t fail_mu; /* guards failed_msg */
     char failed_msg[512];
-    int cursors;
+    atomic_int cursors;
 };
 
 static inline segment *log_active(const alog *log) { return log->segs[log->nsegs - 1]; }

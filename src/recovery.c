@@ -89,14 +89,17 @@ alog_err checkpoint_write(alog *log, int clean) {
     n += snprintf(buf + n, sizeof buf - (size_t)n, " crc=%08x\n", crc32c(buf, (size_t)n));
     alog_err e = io_replace_file(log->dir, LOG_CHECKPOINT_FILE, buf, (size_t)n);
     if (!e) {
+        /* Read under pub_mu by the group-commit fsync (is a checkpoint due?). */
+        pthread_mutex_lock(&log->pub_mu);
         log->checkpoint_seg = a->base;
         log->checkpoint_pos = a->st.position;
+        pthread_mutex_unlock(&log->pub_mu);
     }
     return e;
 }
 
 int checkpoint_due(const alog *log) {
-    const segment *a = log_active(log);
+    const segment *a = log->pub_active;
     return a->base != log->checkpoint_seg ||
            a->st.position - log->checkpoint_pos >= CHECKPOINT_EVERY_BYTES;
 }

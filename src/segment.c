@@ -12,9 +12,15 @@
  *
  * Reads go through a read-only shared mapping of the .log file. The active segment is
  * mapped larger than the file (up to the segment size) so that it rarely needs
- * remapping as it grows; readers only touch bytes below st.position, which are on
- * disk or in the page cache, never past the end of the file. A replaced mapping is kept
- * until the segment is freed, because a reader may still hold pointers into it.
+ * remapping as it grows; readers only touch bytes below the published end (pub_pos),
+ * which are on disk or in the page cache, never past the end of the file. A replaced
+ * mapping is kept until the segment is freed, because a reader may still hold pointers
+ * into it; so the current mapping is an atomic pointer that readers load without a
+ * lock, and only a remap takes the segment's map_mu.
+ *
+ * Concurrency: st and the indexes belong to whoever publishes batches (the log's
+ * publication lock); pub_pos/pub_next carry the published end to lock-free readers;
+ * refs and deleted are atomics, so cursors in any thread can hold a segment.
  */
 #include "segment.h"
 
@@ -42,17 +48,25 @@ static segment *seg_new(const char *dir, int64_t base) {
     if (!seg) return NULL;
     seg->base = base;
     seg->fd = seg->ofd = seg->tfd = -1;
-    seg->refs = 1;
+    atomic_init(&seg->refs, 1);
+    atomic_init(&seg->deleted, 0);
+    atomic_init(&seg->map, NULL);
+    atomic_init(&seg->pub_pos, 0);
+    atomic_init(&seg->pub_next, base);
+    pthread_mutex_init(&seg->map_mu, NULL);
     seg->st = (seg_state){0, base, -1, -1, -1, 0};
+    seg->resv_next = base;
     seg_paths(seg, dir, base);
     return seg;
 }
 
 static void seg_free(segment *seg) {
-    if (seg->map) io->munmap(seg->map, seg->map_len);
-    for (size_t i = 0; i < seg->n_old; i++) io->munmap(seg->old_maps[i], seg->old_lens[i]);
-    free(seg->old_maps);
-    free(seg->old_lens);
+    for (seg_map *m = atomic_load(&seg->map), *o; m; m = o) {
+        o = m->older;
+        io->munmap(m->p, m->len);
+        free(m);
+    }
+    pthread_mutex_destroy(&seg->map_mu);
     if (seg->fd >= 0) io->close(seg->fd);
     if (seg->ofd >= 0) io->close(seg->ofd);
     if (seg->tfd >= 0) io->close(seg->tfd);
@@ -60,8 +74,15 @@ static void seg_free(segment *seg) {
     free(seg);
 }
 
+void segment_ref(segment *seg) { atomic_fetch_add_explicit(&seg->refs, 1, memory_order_relaxed); }
+
 void segment_release(segment *seg) {
-    if (seg && --seg->refs == 0) seg_free(seg);
+    if (seg && atomic_fetch_sub_explicit(&seg->refs, 1, memory_order_acq_rel) == 1) seg_free(seg);
+}
+
+void segment_publish(segment *seg) {
+    atomic_store_explicit(&seg->pub_next, seg->st.next_offset, memory_order_release);
+    atomic_store_explicit(&seg->pub_pos, seg->st.position, memory_order_release);
 }
 
 alog_err segment_create(const char *dir, int64_t base, segment **out) {
@@ -124,29 +145,40 @@ alog_err segment_file_size(segment *seg, uint64_t *size) {
     return ALOG_OK;
 }
 
-alog_err segment_map(segment *seg, uint64_t need, uint64_t want) {
-    if (need <= seg->map_len && seg->map) return ALOG_OK;
-    if (need == 0) return ALOG_OK;
-    if (want < need) want = need;
-    long page = sysconf(_SC_PAGESIZE);
-    size_t len = (size_t)((want + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page);
-    void *p = io->mmap(NULL, len, PROT_READ, MAP_SHARED, seg->fd, 0);
-    if (p == MAP_FAILED) return err_sys(errno, "mmap %s (%zu bytes)", seg->path, len);
-    if (seg->map) {
-        void **om = realloc(seg->old_maps, (seg->n_old + 1) * sizeof *om);
-        size_t *ol = om ? realloc(seg->old_lens, (seg->n_old + 1) * sizeof *ol) : NULL;
-        if (om) seg->old_maps = om;
-        if (!om || !ol) {
-            io->munmap(p, len);
-            return err_set(ALOG_ENOMEM, 0, "out of memory");
-        }
-        seg->old_lens = ol;
-        seg->old_maps[seg->n_old] = seg->map;
-        seg->old_lens[seg->n_old++] = seg->map_len;
+alog_err segment_map(segment *seg, uint64_t need, uint64_t want, const uint8_t **out) {
+    static const uint8_t empty[1];
+    seg_map *m = atomic_load_explicit(&seg->map, memory_order_acquire);
+    if (m && need <= m->len) {
+        *out = m->p;
+        return ALOG_OK;
     }
-    seg->map = p;
-    seg->map_len = len;
-    return ALOG_OK;
+    if (need == 0) {
+        *out = m ? m->p : empty;
+        return ALOG_OK;
+    }
+    pthread_mutex_lock(&seg->map_mu);
+    alog_err e = ALOG_OK;
+    m = atomic_load_explicit(&seg->map, memory_order_acquire);
+    if (!m || need > m->len) {
+        if (want < need) want = need;
+        long page = sysconf(_SC_PAGESIZE);
+        size_t len = (size_t)((want + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page);
+        seg_map *n = malloc(sizeof *n);
+        void *p = n ? io->mmap(NULL, len, PROT_READ, MAP_SHARED, seg->fd, 0) : MAP_FAILED;
+        if (!n) {
+            e = err_set(ALOG_ENOMEM, 0, "out of memory");
+        } else if (p == MAP_FAILED) {
+            e = err_sys(errno, "mmap %s (%zu bytes)", seg->path, len);
+            free(n);
+        } else {
+            *n = (seg_map){p, len, m};
+            atomic_store_explicit(&seg->map, n, memory_order_release);
+            m = n;
+        }
+    }
+    pthread_mutex_unlock(&seg->map_mu);
+    if (!e) *out = m->p;
+    return e;
 }
 
 /* Accounts for one valid batch at pos: the index rule of Kafka's LogSegment.append. */
@@ -172,19 +204,11 @@ static alog_err seg_account(segment *seg, uint64_t pos, const batch_header *h,
     return ALOG_OK;
 }
 
-alog_err segment_append(segment *seg, const uint8_t *batch, size_t len, const batch_header *h,
-                        uint32_t index_interval) {
-    uint64_t pos = seg->st.position;
-    alog_err e = io_pwrite_all(seg->fd, batch, len, pos, seg->path);
-    if (e) {
-        /* Cut whatever part got written so the file ends at a batch boundary again. */
-        if (io->ftruncate(seg->fd, (off_t)pos) != 0)
-            return err_set(ALOG_EFAILED, errno, "%s; and cutting the partial batch at byte %"
-                           PRIu64 " failed: %s", alog_last_error(), pos, strerror(errno));
-        return e;
-    }
-    e = seg_account(seg, pos, h, index_interval);
+alog_err segment_add_batch(segment *seg, uint64_t pos, const batch_header *h,
+                           uint32_t index_interval) {
+    alog_err e = seg_account(seg, pos, h, index_interval);
     if (e) return e;
+    segment_publish(seg);
     /* Index entries go to their files in chunks; the in-memory index is complete. */
     if (seg->ix.on - seg->ix.o_flushed >= 128) return segment_flush_index(seg);
     return ALOG_OK;
@@ -197,12 +221,13 @@ alog_err segment_scan(segment *seg, uint64_t file_size, uint32_t index_interval,
         if (file_size < seg->st.position) *stop_reason = "file is shorter than expected";
         return ALOG_OK;
     }
-    alog_err e = segment_map(seg, file_size, file_size);
+    const uint8_t *map;
+    alog_err e = segment_map(seg, file_size, file_size, &map);
     if (e) return e;
     while (seg->st.position < file_size) {
         uint64_t pos = seg->st.position;
         batch_header h;
-        const char *why = batch_check(seg->map + pos, file_size - pos, &h, why_buf, why_len);
+        const char *why = batch_check(map + pos, file_size - pos, &h, why_buf, why_len);
         if (!why && h.base_offset != seg->st.next_offset) {
             snprintf(why_buf, why_len, "batch has base offset %" PRId64 ", expected %" PRId64,
                      h.base_offset, seg->st.next_offset);
@@ -213,11 +238,12 @@ alog_err segment_scan(segment *seg, uint64_t file_size, uint32_t index_interval,
             why = "batch does not fit the segment's 32-bit relative offsets or positions";
         if (why) {
             *stop_reason = why;
-            return ALOG_OK;
+            break;
         }
         e = seg_account(seg, pos, &h, index_interval);
         if (e) return e;
     }
+    segment_publish(seg);
     return ALOG_OK;
 }
 
@@ -233,6 +259,7 @@ static alog_err seg_rebuild_index(segment *seg, uint32_t index_interval) {
     if (why || seg->st.next_offset != want.next_offset) {
         uint64_t at = seg->st.position;
         seg->st = want;
+        segment_publish(seg);
         return err_set(ALOG_ECORRUPT, 0, "%s: %s at byte position %" PRIu64 " (offset %" PRId64
                        ")", seg->path, why ? why : "segment ends before the next one starts",
                        at, seg->st.next_offset);
@@ -282,13 +309,14 @@ alog_err segment_load_index(segment *seg, uint32_t index_interval, int *rebuilt)
 
 alog_err segment_find(segment *seg, int64_t offset, uint64_t *pos_out) {
     uint64_t end = seg->st.position;
-    alog_err e = segment_map(seg, end, end);
+    const uint8_t *map;
+    alog_err e = segment_map(seg, end, end, &map);
     if (e) return e;
     uint64_t pos = index_lookup(&seg->ix, (uint32_t)(offset - seg->base));
     while (pos < end) {
         batch_header h;
         if (end - pos < BATCH_HEADER_SIZE) break;
-        batch_header_parse(seg->map + pos, &h);
+        batch_header_parse(map + pos, &h);
         if (batch_header_check(&h) || pos + batch_size(&h) > end) break;
         if (batch_last_offset(&h) >= offset) {
             if (h.base_offset > offset) break;
@@ -310,18 +338,21 @@ alog_err segment_find_time(segment *seg, int64_t ts, abuf *decomp, size_t max_ou
     alog_err e = segment_find(seg, from, &pos);
     if (e) return e;
     uint64_t end = seg->st.position;
+    const uint8_t *map;
+    e = segment_map(seg, end, end, &map);
+    if (e) return e;
     abuf hdrs = {0};
     while (pos < end) {
         batch_header h;
         char why_buf[160];
-        const char *why = batch_check(seg->map + pos, end - pos, &h, why_buf, sizeof why_buf);
+        const char *why = batch_check(map + pos, end - pos, &h, why_buf, sizeof why_buf);
         if (why) {
             e = err_set(ALOG_ECORRUPT, 0, "%s: %s at byte position %" PRIu64, seg->path, why, pos);
             break;
         }
         if (h.max_timestamp >= ts && !(h.attributes & BATCH_ATTR_CONTROL)) {
             rec_iter it;
-            e = rec_iter_init(&it, seg->map + pos, &h, decomp, max_out);
+            e = rec_iter_init(&it, map + pos, &h, decomp, max_out);
             if (e) {
                 err_prefix(e, "%s: batch at byte position %" PRIu64, seg->path, pos);
                 break;
@@ -380,7 +411,7 @@ alog_err segment_truncate_tail(segment *seg) {
 }
 
 alog_err segment_unlink(segment *seg) {
-    seg->deleted = 1;
+    atomic_store(&seg->deleted, 1);
     alog_err e = ALOG_OK;
     if (io->unlink(seg->path) != 0 && errno != ENOENT) e = err_sys(errno, "unlink %s", seg->path);
     if (io->unlink(seg->opath) != 0 && errno != ENOENT && !e)

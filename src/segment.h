@@ -5,6 +5,8 @@
 #define ALOG_SEGMENT_H
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,23 +27,37 @@ typedef struct seg_state {
     uint64_t bytes_since_index;
 } seg_state;
 
+/* One mmap of the .log file. Replaced mappings stay mapped until the segment is freed
+ * (a reader may hold pointers into one), so readers never need a lock to use one. */
+typedef struct seg_map {
+    uint8_t *p;
+    size_t len;
+    struct seg_map *older;
+} seg_map;
+
 typedef struct segment {
     int64_t base;
     /* What has been appended and checked: [0, st.position) holds whole valid batches
-     * with offsets [base, st.next_offset). */
+     * with offsets [base, st.next_offset). Changed only by whoever publishes batches
+     * (the log's publication lock, or a single thread during recovery). */
     seg_state st;
+    /* st.position and st.next_offset as readers may use them without any lock: stored
+     * (release) after the bytes below them were written, loaded with acquire. */
+    _Atomic uint64_t pub_pos;
+    _Atomic int64_t pub_next;
+    /* The append point handed out to writers (the log's writer lock): may be ahead of
+     * st while reserved batches are being written. */
+    uint64_t resv_pos;
+    int64_t resv_next;
     int fd, ofd, tfd; /* .log, .index, .timeindex; ofd/tfd -1 when absent */
     int writable;
     seg_index ix;
     int ix_ready; /* ix covers all of [0, st.position) */
     int ix_missing; /* an index file was absent at open (created empty): rebuild it */
-    uint8_t *map;
-    size_t map_len;
-    void **old_maps; /* replaced mappings, kept until close (readers may hold pointers) */
-    size_t *old_lens;
-    size_t n_old;
-    int refs;    /* the log's reference plus one per cursor on it */
-    int deleted; /* removed by retention: reads get ALOG_ERANGE */
+    _Atomic(seg_map *) map; /* current mapping (NULL until first needed) */
+    pthread_mutex_t map_mu; /* serializes remapping only */
+    atomic_int refs;    /* the log's reference plus one per cursor or sync in flight */
+    atomic_int deleted; /* removed by retention: reads get ALOG_ERANGE */
     char path[SEG_PATH_MAX], opath[SEG_PATH_MAX], tpath[SEG_PATH_MAX];
 } segment;
 
@@ -50,20 +66,24 @@ alog_err segment_create(const char *dir, int64_t base, segment **out);
 /* Opens an existing segment. Its state is provisional (st.position = file size,
  * st.next_offset unknown = base) until segment_scan() or the log sets it. */
 alog_err segment_open(const char *dir, int64_t base, int writable, segment **out);
-/* Drops a reference; frees the segment (closing files, unmapping) at zero. */
+/* Takes / drops a reference; the segment is freed (files closed, unmapped) at zero. */
+void segment_ref(segment *seg);
 void segment_release(segment *seg);
+/* Publishes st.position / st.next_offset to lock-free readers (release stores). */
+void segment_publish(segment *seg);
 
 /* Size of the .log file now. */
 alog_err segment_file_size(segment *seg, uint64_t *size);
 
-/* Ensures seg->map covers [0, need). want is the length to map if a new mapping is
- * needed (at least need; larger avoids remapping as the segment grows). */
-alog_err segment_map(segment *seg, uint64_t need, uint64_t want);
+/* *out points at a mapping of the .log covering [0, need). want is the length to map
+ * if a new mapping is needed (at least need; larger avoids remapping as the segment
+ * grows). Thread-safe and lock-free when the current mapping is large enough. */
+alog_err segment_map(segment *seg, uint64_t need, uint64_t want, const uint8_t **out);
 
-/* Appends one encoded batch (its base offset already stamped) at st.position and
- * indexes it. On a write error the partial bytes are cut off again. */
-alog_err segment_append(segment *seg, const uint8_t *batch, size_t len, const batch_header *h,
-                        uint32_t index_interval);
+/* Accounts for the batch just written at pos == st.position (indexes it, advances st)
+ * and publishes the new end to readers. The caller wrote it (log.c, outside locks). */
+alog_err segment_add_batch(segment *seg, uint64_t pos, const batch_header *h,
+                           uint32_t index_interval);
 
 /* Scans batches from st (a batch boundary) to the end of the file, checking each
  * (header, CRC, contiguous offsets) and indexing it; stops at the first invalid one.
