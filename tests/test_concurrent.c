@@ -1,13 +1,18 @@
 /*
- * test_concurrent.c -- one log handle shared by several threads (run under
- * ThreadSanitizer by `make test`): writer threads appending single records and batches
- * while the log rolls segments, reader threads following the tail with cursors, a
- * thread calling alog_sync, the log's own interval-fsync thread, and a read-only handle
- * following the same directory.
+ * test_concurrent.c -- many threads on one log (run under ThreadSanitizer by
+ * `make test`, and in the release and ASan suites).
  *
- * Checks: every reader sees every record exactly once, offsets dense and in order, each
- * writer's records in the order that writer appended them, and each batch contiguous
- * (atomic: no other writer's record inside it).
+ * The stress test: 8 writer threads append single records and batches for at least
+ * 10 seconds (ALOG_STRESS_SECONDS overrides) while the log rolls segments; 8 reader
+ * threads follow the tail with cursors, waiting with alog_cursor_wait (no polling); a
+ * thread calls alog_sync, the log's own interval-fsync thread runs, and a read-only
+ * handle on the same directory follows too. Every reader must see every record
+ * exactly once, offsets dense and in order, each writer's records in the order that
+ * writer appended them, and each batch contiguous (atomic).
+ *
+ * Also: readers running while retention deletes the segments under them get
+ * ALOG_ERANGE (never a crash or garbage), and a reader in another process follows a
+ * writer process through alog_cursor_wait (inotify).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,17 +20,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
 
-enum { WRITERS = 4, READERS = 3, PER_WRITER = 20000, BATCH = 7 };
-#define TOTAL ((int64_t)WRITERS * PER_WRITER)
+enum { WRITERS = 8, READERS = 8, BATCH = 7, MAX_PER_WRITER = 1000000 };
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 typedef struct shared {
     alog *log;
     const char *dir;
+    int64_t stop_at_ms;
     atomic_int writers_done;
+    atomic_int written[WRITERS]; /* records each writer appended */
     atomic_int failed;
     char why[256];
 } shared;
@@ -46,17 +60,23 @@ typedef struct wctx {
     int id;
 } wctx;
 
-/* Writer w appends records keyed "w<id>" with value "<seq>": every third call a batch
- * of BATCH records, otherwise one record. */
+/* Writer w appends records keyed "w<id>" with value "<seq>": calls go single, single,
+ * batch of BATCH, and so on, until the deadline. At most ~20,000 records a second per
+ * writer, so that a long run does not fill the disk. */
 static void *writer(void *arg) {
     wctx *w = arg;
     char key[8];
     int kl = snprintf(key, sizeof key, "w%d", w->id);
-    int seq = 0;
-    int call = 0;
-    while (seq < PER_WRITER && !atomic_load(&w->s->failed)) {
+    int seq = 0, call = 0;
+    int64_t t0 = now_ms();
+    while (!atomic_load(&w->s->failed) && seq < MAX_PER_WRITER) {
+        int64_t t = now_ms();
+        if (t >= w->s->stop_at_ms) break;
+        if (seq > (t - t0 + 1) * 20) {
+            usleep(500);
+            continue;
+        }
         int n = (call++ % 3 == 2) ? BATCH : 1;
-        if (n > PER_WRITER - seq) n = PER_WRITER - seq;
         alog_record recs[BATCH];
         char vals[BATCH][16];
         for (int j = 0; j < n; j++) {
@@ -71,12 +91,14 @@ static void *writer(void *arg) {
             break;
         }
         seq += n;
+        atomic_store(&w->s->written[w->id], seq);
     }
     atomic_fetch_add(&w->s->writers_done, 1);
     return NULL;
 }
 
-/* Follows the log from offset 0 until it has seen all TOTAL records. */
+/* Follows the log from offset 0 until the writers are done and everything they wrote
+ * has been read, checking the stream. */
 static void check_stream(shared *s, alog *log, const char *who) {
     alog_cursor *c;
     alog_err e = alog_cursor_open(log, 0, &c);
@@ -87,11 +109,20 @@ static void check_stream(shared *s, alog *log, const char *who) {
     int next_seq[WRITERS] = {0};
     int64_t want = 0;
     int prev_id = -1, prev_seq = -1;
-    while (want < TOTAL && !atomic_load(&s->failed)) {
+    while (!atomic_load(&s->failed)) {
         alog_record r;
         e = alog_cursor_next(c, &r);
         if (e == ALOG_EOF) {
-            usleep(200);
+            if (atomic_load(&s->writers_done) == WRITERS) {
+                int64_t total = 0;
+                for (int i = 0; i < WRITERS; i++) total += atomic_load(&s->written[i]);
+                if (want == total) break;
+            }
+            e = alog_cursor_wait(c, 100);
+            if (e && e != ALOG_ETIMEDOUT) {
+                set_failed(s, "%s: cursor_wait: %s", who, alog_last_error());
+                break;
+            }
             continue;
         }
         if (e) {
@@ -107,13 +138,13 @@ static void check_stream(shared *s, alog *log, const char *who) {
         int id = (r.key_len == 2 && k[0] == 'w') ? k[1] - '0' : -1;
         char v[16];
         int vl = snprintf(v, sizeof v, "%d", id >= 0 && id < WRITERS ? next_seq[id] : -1);
-        if (id < 0 || id >= WRITERS || r.value_len != (size_t)vl || memcmp(r.value, v, (size_t)vl)) {
+        if (id < 0 || id >= WRITERS || r.value_len != (size_t)vl ||
+            memcmp(r.value, v, (size_t)vl)) {
             set_failed(s, "%s: offset %" PRId64 ": record out of its writer's order", who, want);
             break;
         }
-        /* Batches are atomic: writer calls go single, single, batch of BATCH, ... so a
-         * record at seq % (BATCH + 2) in 3..BATCH+1 sits inside a batch and must follow
-         * its predecessor in that batch directly. */
+        /* Batches are atomic: a record at seq % (BATCH + 2) in 3..BATCH+1 sits inside a
+         * batch and must follow its predecessor in that batch directly. */
         int seq = next_seq[id], phase = seq % (BATCH + 2);
         if (phase >= 3 && (prev_id != id || prev_seq != seq - 1)) {
             set_failed(s, "%s: a batch of writer %d was split at offset %" PRId64, who, id,
@@ -127,8 +158,9 @@ static void check_stream(shared *s, alog *log, const char *who) {
     }
     alog_cursor_close(c);
     for (int i = 0; i < WRITERS && !atomic_load(&s->failed); i++)
-        if (next_seq[i] != PER_WRITER)
-            set_failed(s, "%s: saw %d records of writer %d", who, next_seq[i], i);
+        if (next_seq[i] != atomic_load(&s->written[i]))
+            set_failed(s, "%s: saw %d records of writer %d, it wrote %d", who, next_seq[i], i,
+                       atomic_load(&s->written[i]));
 }
 
 static void *reader(void *arg) {
@@ -159,51 +191,195 @@ static void *syncer(void *arg) {
     while (atomic_load(&s->writers_done) < WRITERS && !atomic_load(&s->failed)) {
         alog_err e = alog_sync(s->log);
         if (e) set_failed(s, "sync: %s", alog_last_error());
-        usleep(1000);
+        usleep(5000);
     }
     return NULL;
 }
 
-static void test_writers_readers_one_handle(void **state) {
+static void test_stress_writers_and_readers(void **state) {
     (void)state;
-    char *dir = tu_tmpdir("concurrent");
+    char *dir = tu_tmpdir("stress");
     alog_options o;
     alog_options_init(&o);
-    o.segment_bytes = 16 * 1024; /* many rolls while the readers follow */
-    o.index_interval_bytes = 512;
+    o.segment_bytes = 256 * 1024; /* many rolls while the readers follow */
+    o.index_interval_bytes = 1024;
     o.fsync_policy = ALOG_FSYNC_INTERVAL; /* the log's fsync thread runs too */
-    o.fsync_interval_ms = 2;
-    shared s = {.dir = dir};
-    TU_OK(alog_open(dir, &o, &s.log));
+    o.fsync_interval_ms = 5;
+    const char *secs = getenv("ALOG_STRESS_SECONDS");
+    shared *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->dir = dir;
+    s->stop_at_ms = now_ms() + 1000 * (secs ? atoi(secs) : 10);
+    TU_OK(alog_open(dir, &o, &s->log));
 
     pthread_t w[WRITERS], r[READERS], ro, sy;
     wctx wc[WRITERS];
-    for (int i = 0; i < READERS; i++) pthread_create(&r[i], NULL, reader, &s);
-    pthread_create(&ro, NULL, ro_reader, &s);
-    pthread_create(&sy, NULL, syncer, &s);
+    for (int i = 0; i < READERS; i++) pthread_create(&r[i], NULL, reader, s);
+    pthread_create(&ro, NULL, ro_reader, s);
+    pthread_create(&sy, NULL, syncer, s);
     for (int i = 0; i < WRITERS; i++) {
-        wc[i] = (wctx){&s, i};
+        wc[i] = (wctx){s, i};
         pthread_create(&w[i], NULL, writer, &wc[i]);
     }
     for (int i = 0; i < WRITERS; i++) pthread_join(w[i], NULL);
     for (int i = 0; i < READERS; i++) pthread_join(r[i], NULL);
     pthread_join(ro, NULL);
     pthread_join(sy, NULL);
-    if (atomic_load(&s.failed)) fail_msg("%s", s.why);
-    assert_int_equal(alog_next_offset(s.log), TOTAL);
+    if (atomic_load(&s->failed)) fail_msg("%s", s->why);
+    int64_t total = 0;
+    for (int i = 0; i < WRITERS; i++) total += atomic_load(&s->written[i]);
+    print_message("stress: %" PRId64 " records from %d writers, read by %d readers and a "
+                  "read-only handle\n", total, WRITERS, READERS);
+    assert_true(total > 1000);
+    assert_int_equal(alog_next_offset(s->log), total);
     alog_segment_info *segs;
     size_t n;
-    TU_OK(alog_segments(s.log, &segs, &n));
-    assert_true(n > 5);
+    TU_OK(alog_segments(s->log, &segs, &n));
+    assert_true(n > 3);
     alog_free(segs);
-    TU_OK(alog_close(s.log));
+    TU_OK(alog_close(s->log));
+    free(s);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* Readers that fall behind while retention deletes segments: every record they
+ * return is right, and when their segment goes they get ALOG_ERANGE. */
+typedef struct ret_ctx {
+    alog *log;
+    atomic_int stop;
+    atomic_int ranged, bad;
+} ret_ctx;
+
+static void *slow_reader(void *arg) {
+    ret_ctx *x = arg;
+    while (!atomic_load(&x->stop)) {
+        alog_cursor *c;
+        alog_err e = alog_cursor_open(x->log, alog_first_offset(x->log), &c);
+        if (e == ALOG_ERANGE) {
+            atomic_fetch_add(&x->ranged, 1);
+            continue;
+        }
+        if (e) {
+            atomic_fetch_add(&x->bad, 1);
+            break;
+        }
+        alog_record r;
+        while ((e = alog_cursor_next(c, &r)) == ALOG_OK) {
+            char v[24];
+            int vl = snprintf(v, sizeof v, "%" PRId64, r.offset);
+            if (r.value_len != (size_t)vl || memcmp(r.value, v, (size_t)vl))
+                atomic_fetch_add(&x->bad, 1);
+            usleep(20);
+        }
+        if (e == ALOG_ERANGE) atomic_fetch_add(&x->ranged, 1);
+        else if (e != ALOG_EOF) atomic_fetch_add(&x->bad, 1);
+        alog_cursor_close(c);
+    }
+    return NULL;
+}
+
+static void test_readers_during_retention(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("retention-race");
+    alog_options o;
+    alog_options_init(&o);
+    o.segment_bytes = 4096;
+    o.index_interval_bytes = 256;
+    o.fsync_policy = ALOG_FSYNC_NEVER;
+    o.retention_bytes = 3 * 4096;
+    ret_ctx x = {0};
+    TU_OK(alog_open(dir, &o, &x.log));
+    pthread_t r[4];
+    for (int i = 0; i < 4; i++) pthread_create(&r[i], NULL, slow_reader, &x);
+    for (int64_t i = 0; i < 20000; i++) {
+        char v[24];
+        int vl = snprintf(v, sizeof v, "%" PRId64, i);
+        alog_record rec = {0, 1000 + i, NULL, 0, v, (size_t)vl, NULL, 0};
+        int64_t off;
+        TU_OK(alog_append(x.log, &rec, &off));
+        assert_int_equal(off, i);
+    }
+    atomic_store(&x.stop, 1);
+    for (int i = 0; i < 4; i++) pthread_join(r[i], NULL);
+    assert_int_equal(atomic_load(&x.bad), 0);
+    assert_true(atomic_load(&x.ranged) > 0); /* the race did happen */
+    assert_true(alog_first_offset(x.log) > 0);
+    TU_OK(alog_close(x.log));
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* A writer process appends at its own pace; a reader in this process follows with a
+ * read-only handle and alog_cursor_wait, and sees every record in order. */
+static void test_cross_process_tail(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("xproc");
+    alog_options o;
+    alog_options_init(&o);
+    o.segment_bytes = 8192;
+    o.fsync_policy = ALOG_FSYNC_NEVER;
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    TU_OK(alog_close(log));
+    enum { N = 3000 };
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alog *w;
+        if (alog_open(dir, &o, &w)) _exit(2);
+        for (int i = 0; i < N; i++) {
+            char v[16];
+            int vl = snprintf(v, sizeof v, "%d", i);
+            alog_record rec = {0, 1000 + i, NULL, 0, v, (size_t)vl, NULL, 0};
+            if (alog_append(w, &rec, NULL)) _exit(3);
+            if (i % 100 == 0) usleep(2000);
+        }
+        _exit(alog_close(w) ? 4 : 0);
+    }
+    alog_options ro;
+    alog_options_init(&ro);
+    ro.read_only = 1;
+    TU_OK(alog_open(dir, &ro, &log));
+    alog_cursor *c;
+    TU_OK(alog_cursor_open(log, 0, &c));
+    int seen = 0, waits = 0;
+    int64_t deadline = now_ms() + 60000;
+    while (seen < N && now_ms() < deadline) {
+        alog_record r;
+        alog_err e = alog_cursor_next(c, &r);
+        if (e == ALOG_EOF) {
+            e = alog_cursor_wait(c, 1000);
+            waits++;
+            if (e == ALOG_ETIMEDOUT) continue;
+            TU_OK(e);
+            continue;
+        }
+        TU_OK(e);
+        char v[16];
+        int vl = snprintf(v, sizeof v, "%d", seen);
+        assert_int_equal(r.offset, seen);
+        assert_memory_equal(r.value, v, (size_t)vl);
+        seen++;
+    }
+    assert_int_equal(seen, N);
+    assert_true(waits > 0); /* it did wait for the writer */
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* Nothing more: a wait times out. */
+    assert_int_equal(alog_cursor_wait(c, 50), ALOG_ETIMEDOUT);
+    alog_cursor_close(c);
+    TU_OK(alog_close(log));
     tu_rmrf(dir);
     free(dir);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_writers_readers_one_handle),
+        cmocka_unit_test(test_stress_writers_and_readers),
+        cmocka_unit_test(test_readers_during_retention),
+        cmocka_unit_test(test_cross_process_tail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,38 +26,89 @@
 #include "testutil.h"
 
 static struct {
-    atomic_int data_syncs; /* fdatasync + fsync calls of any file (any thread) */
-    int fail_next_pwrite;  /* 1: the next pwrite writes half its bytes, the one after
-                            * fails with ENOSPC */
-    int fail_fdatasync;    /* 1: every fdatasync fails with EIO */
+    atomic_int data_syncs;       /* fdatasync + fsync calls of any file (any thread) */
+    atomic_int fail_next_pwrite; /* 1: the next pwrite writes half its bytes, the one
+                                  * after fails with ENOSPC */
+    atomic_int fail_fdatasync;   /* 1: every fdatasync fails with EIO */
+    atomic_int slow_ms;          /* each fdatasync of a .log file takes this long */
+    atomic_int in_fsync;         /* a .log fdatasync is running */
+    atomic_int log_syncs;        /* fdatasync calls on .log files */
+    /* What reached the .log files: one past the last offset of every batch written
+     * before the latest fdatasync started that has returned (synced), and of every
+     * batch written (written). A durable append must never return before synced
+     * covers it. */
+    _Atomic int64_t written_next, synced_next;
+    atomic_char is_log[4096]; /* fds of .log files */
 } fk;
 
+static void atomic_max64(_Atomic int64_t *v, int64_t x) {
+    int64_t cur = atomic_load(v);
+    while (cur < x && !atomic_compare_exchange_weak(v, &cur, x)) {
+    }
+}
+
+static int fake_open(const char *path, int flags, mode_t mode) {
+    int fd = io_posix.open(path, flags, mode);
+    size_t n = strlen(path);
+    if (fd >= 0 && fd < 4096) atomic_store(&fk.is_log[fd], n > 4 && !strcmp(path + n - 4, ".log"));
+    return fd;
+}
+
 static ssize_t fake_pwrite(int fd, const void *buf, size_t n, off_t off) {
-    if (fk.fail_next_pwrite == 1 && n > 1) {
+    int f = atomic_load(&fk.fail_next_pwrite);
+    if (f == 1 && n > 1) {
         /* A full disk takes part of a write, then refuses the rest. */
-        fk.fail_next_pwrite = 2;
+        atomic_store(&fk.fail_next_pwrite, 2);
         return pwrite(fd, buf, n / 2, off);
     }
-    if (fk.fail_next_pwrite) {
-        fk.fail_next_pwrite = 0;
+    if (f) {
+        atomic_store(&fk.fail_next_pwrite, 0);
         errno = ENOSPC;
         return -1;
     }
-    return pwrite(fd, buf, n, off);
+    ssize_t w = pwrite(fd, buf, n, off);
+    const uint8_t *b = buf;
+    if (w == (ssize_t)n && fd >= 0 && fd < 4096 && atomic_load(&fk.is_log[fd]) && n >= 61 &&
+        b[16] == 2) {
+        int64_t base = 0;
+        for (int i = 0; i < 8; i++) base = (base << 8) | b[i];
+        int32_t lod = (int32_t)((uint32_t)b[23] << 24 | (uint32_t)b[24] << 16 |
+                                (uint32_t)b[25] << 8 | b[26]);
+        atomic_max64(&fk.written_next, base + lod + 1);
+    }
+    return w;
 }
 
 static int fake_fdatasync(int fd) {
-    fk.data_syncs++;
-    if (fk.fail_fdatasync) {
-        errno = EIO;
-        return -1;
+    atomic_fetch_add(&fk.data_syncs, 1);
+    int is_log = fd >= 0 && fd < 4096 && atomic_load(&fk.is_log[fd]);
+    int64_t covered = atomic_load(&fk.written_next);
+    if (is_log) {
+        atomic_fetch_add(&fk.log_syncs, 1);
+        atomic_store(&fk.in_fsync, 1);
+        int ms = atomic_load(&fk.slow_ms);
+        if (ms) {
+            struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+        }
     }
-    return fdatasync(fd);
+    int rc;
+    if (atomic_load(&fk.fail_fdatasync)) {
+        errno = EIO;
+        rc = -1;
+    } else {
+        rc = fdatasync(fd);
+    }
+    if (is_log) {
+        if (rc == 0) atomic_max64(&fk.synced_next, covered);
+        atomic_store(&fk.in_fsync, 0);
+    }
+    return rc;
 }
 
 static int fake_fsync(int fd) {
-    fk.data_syncs++;
-    if (fk.fail_fdatasync) {
+    atomic_fetch_add(&fk.data_syncs, 1);
+    if (atomic_load(&fk.fail_fdatasync)) {
         errno = EIO;
         return -1;
     }
@@ -74,6 +127,7 @@ static int setup(void **state) {
     (void)state;
     memset(&fk, 0, sizeof fk);
     fake_io = io_posix;
+    fake_io.open = fake_open;
     fake_io.pwrite = fake_pwrite;
     fake_io.fdatasync = fake_fdatasync;
     fake_io.fsync = fake_fsync;
@@ -235,7 +289,7 @@ static void test_full_disk_loses_nothing(void **state) {
     int64_t size_before = tu_file_size(seg);
 
     /* The disk fills in the middle of the next batch. */
-    fk.fail_next_pwrite = 1;
+    atomic_store(&fk.fail_next_pwrite, 1);
     char v[32];
     int vl = snprintf(v, sizeof v, "value-%d", 100);
     alog_record r = {0, 1100, NULL, 0, v, (size_t)vl, NULL, 0};
@@ -269,7 +323,7 @@ static void test_failed_fsync_is_sticky(void **state) {
     TU_OK(alog_open(dir, &o, &log));
     for (int i = 0; i < 10; i++) append_one(log, i, NULL);
 
-    fk.fail_fdatasync = 1;
+    atomic_store(&fk.fail_fdatasync, 1);
     char v[32];
     int vl = snprintf(v, sizeof v, "value-%d", 10);
     alog_record r = {0, 1010, NULL, 0, v, (size_t)vl, NULL, 0};
@@ -280,7 +334,7 @@ static void test_failed_fsync_is_sticky(void **state) {
     /* Even once the device answers again, this handle refuses writes: after a failed
      * fsync the kernel may have dropped the dirty pages, so nothing it wrote is known
      * to be on disk. */
-    fk.fail_fdatasync = 0;
+    atomic_store(&fk.fail_fdatasync, 0);
     assert_int_equal(alog_append(log, &r, NULL), ALOG_EFAILED);
     assert_int_equal(alog_sync(log), ALOG_EFAILED);
     /* Reads of what was acknowledged still work. */
@@ -384,6 +438,137 @@ static void test_missing_index_files_rebuilt(void **state) {
     free(dir);
 }
 
+/* ---- group commit ------------------------------------------------------------------ */
+
+enum { GC_THREADS = 16, GC_EACH = 25 };
+
+typedef struct gc_ctx {
+    alog *log;
+    atomic_int early, errors, done;
+} gc_ctx;
+
+static void *durable_appender(void *arg) {
+    gc_ctx *g = arg;
+    for (int i = 0; i < GC_EACH; i++) {
+        alog_record r = {0, 1000, NULL, 0, "durable", 7, NULL, 0};
+        int64_t off;
+        alog_err e = alog_append_ex(g->log, &r, 1, ALOG_APPEND_DURABLE, &off);
+        if (e) {
+            atomic_fetch_add(&g->errors, 1);
+            continue;
+        }
+        /* The fsync that covers off must have returned before we were told. */
+        if (atomic_load(&fk.synced_next) <= off) atomic_fetch_add(&g->early, 1);
+        if (alog_durable_offset(g->log) <= off) atomic_fetch_add(&g->early, 1);
+        atomic_fetch_add(&g->done, 1);
+    }
+    return NULL;
+}
+
+/* With a slow fsync (20 ms), durable appends from 16 threads: none returns before an
+ * fsync covering it has returned, and they share fsyncs. */
+static void test_group_commit_never_early(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("groupcommit");
+    alog_options o = opts(ALOG_FSYNC_NEVER, 0);
+    gc_ctx g = {0};
+    TU_OK(alog_open(dir, &o, &g.log));
+    atomic_store(&fk.slow_ms, 20);
+    int syncs_before = atomic_load(&fk.log_syncs);
+    pthread_t t[GC_THREADS];
+    for (int i = 0; i < GC_THREADS; i++) pthread_create(&t[i], NULL, durable_appender, &g);
+    for (int i = 0; i < GC_THREADS; i++) pthread_join(t[i], NULL);
+    int syncs = atomic_load(&fk.log_syncs) - syncs_before;
+    atomic_store(&fk.slow_ms, 0);
+    assert_int_equal(atomic_load(&g.errors), 0);
+    assert_int_equal(atomic_load(&g.done), GC_THREADS * GC_EACH);
+    assert_int_equal(atomic_load(&g.early), 0);
+    print_message("group commit: %d durable appends, %d fsyncs\n", GC_THREADS * GC_EACH, syncs);
+    assert_true(syncs > 0);
+    assert_true(syncs * 4 <= GC_THREADS * GC_EACH); /* shared: at least 4 per fsync */
+    TU_OK(alog_close(g.log));
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void *sync_thread(void *arg) {
+    alog *log = arg;
+    return (void *)(intptr_t)alog_sync(log);
+}
+
+typedef struct cb_rec {
+    atomic_int called;
+    atomic_int err;
+    _Atomic int64_t synced_at_call;
+} cb_rec;
+
+static void on_durable_cb(void *ctx, int64_t offset, alog_err err) {
+    (void)offset;
+    cb_rec *c = ctx;
+    atomic_store(&c->synced_at_call, atomic_load(&fk.synced_next));
+    atomic_store(&c->err, (int)err);
+    atomic_store(&c->called, 1);
+}
+
+static int wait_called(cb_rec *c) {
+    for (int i = 0; i < 2000 && !atomic_load(&c->called); i++) usleep(5000);
+    return atomic_load(&c->called);
+}
+
+/* alog_wait_durable times out while someone else's fsync runs; alog_on_durable calls
+ * back once the record is durable, and with ALOG_EFAILED when it never can be. */
+static void test_wait_timeout_and_callbacks(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("durablecb");
+    alog_options o = opts(ALOG_FSYNC_NEVER, 0);
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    int64_t off0, off1;
+    append_one(log, 0, &off0);
+
+    /* Another thread's fsync takes 300 ms; a record appended meanwhile cannot be
+     * durable within 10 ms. */
+    atomic_store(&fk.slow_ms, 300);
+    pthread_t t;
+    pthread_create(&t, NULL, sync_thread, log);
+    for (int i = 0; i < 2000 && !atomic_load(&fk.in_fsync); i++) usleep(1000);
+    assert_true(atomic_load(&fk.in_fsync));
+    append_one(log, 1, &off1);
+    assert_int_equal(alog_wait_durable(log, off1, 10), ALOG_ETIMEDOUT);
+    void *rv;
+    pthread_join(t, &rv);
+    assert_int_equal((alog_err)(intptr_t)rv, ALOG_OK);
+    atomic_store(&fk.slow_ms, 0);
+    assert_int_equal(alog_wait_durable(log, off1 + 5, 10), ALOG_ERANGE);
+
+    /* A callback: called on the log's thread after the fsync covering it. */
+    cb_rec c1 = {0};
+    TU_OK(alog_on_durable(log, off1, on_durable_cb, &c1));
+    assert_true(wait_called(&c1));
+    assert_int_equal(atomic_load(&c1.err), ALOG_OK);
+    assert_true(atomic_load(&c1.synced_at_call) > off1);
+    assert_true(alog_durable_offset(log) > off1);
+    /* Already durable: called at once. */
+    cb_rec c2 = {0};
+    TU_OK(alog_on_durable(log, off0, on_durable_cb, &c2));
+    assert_true(atomic_load(&c2.called));
+
+    /* The fsync fails: the callback hears so, durable appends too. */
+    int64_t off2;
+    append_one(log, 2, &off2);
+    atomic_store(&fk.fail_fdatasync, 1);
+    cb_rec c3 = {0};
+    TU_OK(alog_on_durable(log, off2, on_durable_cb, &c3));
+    assert_true(wait_called(&c3));
+    assert_int_equal(atomic_load(&c3.err), ALOG_EFAILED);
+    alog_record r = {0, 1000, NULL, 0, "x", 1, NULL, 0};
+    assert_int_equal(alog_append_ex(log, &r, 1, ALOG_APPEND_DURABLE, NULL), ALOG_EFAILED);
+    atomic_store(&fk.fail_fdatasync, 0);
+    alog_close(log);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fsync_always_syncs_every_append, setup, teardown),
@@ -394,6 +579,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_failed_fsync_is_sticky, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_scans_only_the_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_index_files_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_never_early, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_timeout_and_callbacks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
