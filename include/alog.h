@@ -289,7 +289,8 @@ ALOG_API alog_err alog_cursor_next(alog_cursor *cur, alog_record *rec);
 
 /* Blocks until a record past the cursor's position is there to read, or timeout_ms
  * passes (< 0: no limit). ALOG_OK: the next alog_cursor_next() will not return
- * ALOG_EOF (unless retention removes the record first). ALOG_ETIMEDOUT otherwise. No
+ * ALOG_EOF (unless retention removes the record first). ALOG_ETIMEDOUT otherwise (and,
+ * on a read-only handle, when a signal interrupts the wait). No
  * polling: a condition variable wakes readers of the writer's own handle; a read-only
  * handle (another process's writer) waits with inotify on the log directory. */
 ALOG_API alog_err alog_cursor_wait(alog_cursor *cur, int timeout_ms);

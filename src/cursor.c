@@ -294,8 +294,10 @@ static alog_err wait_other_process(alog_cursor *c, int timeout_ms) {
         }
         struct pollfd p = {fd, POLLIN, 0};
         int rc = poll(&p, 1, wait);
-        if (rc < 0 && errno != EINTR) {
-            e = err_sys(errno, "poll");
+        if (rc < 0) {
+            /* A signal: give the caller a chance to look at its flags. */
+            e = errno == EINTR ? err_set(ALOG_ETIMEDOUT, EINTR, "wait interrupted by a signal")
+                               : err_sys(errno, "poll");
             break;
         }
         char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));

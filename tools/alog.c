@@ -999,7 +999,7 @@ static const char tail_help[] =
     "SIGTERM) or standard output is closed.\n"
     "\n"
     "Options:\n"
-    "  -f, --follow          follow new records (waits with inotify, retries every second)\n"
+    "  -f, --follow          follow new records (alog_cursor_wait: inotify, no polling)\n"
     "  -n, --lines N         how many of the last records to print first (default 10)\n"
     "  -F, --format FMT      text (default), json or hex, as for 'alog read'\n"
     "  -h, --help            show this help\n";
@@ -1011,39 +1011,10 @@ static void on_stop_signal(int sig) {
     g_stop = 1;
 }
 
-/* Waits until something in the directory changes, a second passes, a signal arrives
- * or stdout's reader goes away (then sets *out_gone). Never busy-polls. */
-static void follow_wait(int ifd, int watch_stdout, const sigset_t *stopsigs, int *out_gone) {
-    struct pollfd fds[2];
-    nfds_t n = 0;
-    int ipos = -1, opos = -1;
-    if (ifd >= 0) {
-        fds[n].fd = ifd;
-        fds[n].events = POLLIN;
-        fds[n].revents = 0;
-        ipos = (int)n++;
-    }
-    if (watch_stdout) {
-        /* events 0: only POLLERR/POLLHUP, i.e. the reading end of the pipe closed. */
-        fds[n].fd = STDOUT_FILENO;
-        fds[n].events = 0;
-        fds[n].revents = 0;
-        opos = (int)n++;
-    }
-    struct timespec timeout = {1, 0};
-    sigset_t old;
-    sigprocmask(SIG_BLOCK, stopsigs, &old);
-    int r = 0;
-    if (!g_stop) r = ppoll(n ? fds : NULL, n, &timeout, &old);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    if (r <= 0) return;
-    if (opos >= 0 && (fds[opos].revents & (POLLERR | POLLHUP | POLLNVAL))) *out_gone = 1;
-    if (ipos >= 0 && (fds[ipos].revents & POLLIN)) {
-        /* Drain the events: only the fact that something changed matters. */
-        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-        while (read(ifd, buf, sizeof buf) > 0) {
-        }
-    }
+/* Whether the reader of our stdout (a pipe or socket) has gone away. */
+static int stdout_gone(void) {
+    struct pollfd p = {STDOUT_FILENO, 0, 0}; /* only POLLERR/POLLHUP */
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL));
 }
 
 static int cmd_tail(int argc, char **argv) {
@@ -1079,11 +1050,7 @@ static int cmd_tail(int argc, char **argv) {
     if (argc - optind > 1) return usage_err("unexpected argument '%s'", argv[optind + 1]);
     const char *dir = argv[optind];
 
-    sigset_t stopsigs;
-    sigemptyset(&stopsigs);
-    sigaddset(&stopsigs, SIGINT);
-    sigaddset(&stopsigs, SIGTERM);
-    int ifd = -1, watch_stdout = 0;
+    int watch_stdout = 0;
     if (follow) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -1092,14 +1059,6 @@ static int cmd_tail(int argc, char **argv) {
         sa.sa_flags = 0; /* no SA_RESTART: interrupt the wait */
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
-        /* Watch before the first read so that no append can slip between them. */
-        ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (ifd >= 0 &&
-            inotify_add_watch(ifd, dir,
-                              IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
-            close(ifd);
-            ifd = -1;
-        }
         struct stat st;
         if (fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
             watch_stdout = 1;
@@ -1143,12 +1102,18 @@ static int cmd_tail(int argc, char **argv) {
             }
             break;
         }
-        int gone = 0;
-        follow_wait(ifd, watch_stdout, &stopsigs, &gone);
-        if (gone) break;
+        if (watch_stdout && stdout_gone()) break;
+        /* The library waits for the writer without polling (inotify on the log's
+         * directory); a signal or the timeout brings us back to check g_stop and
+         * whether our reader is still there. */
+        e = alog_cursor_wait(cur, 1000);
+        if (e != ALOG_OK && e != ALOG_ETIMEDOUT) {
+            lib_err(e, "%s: waiting for new records", dir);
+            rc = EXIT_FAIL;
+            break;
+        }
     }
 out:
-    if (ifd >= 0) close(ifd);
     alog_cursor_close(cur);
     alog_close(log);
     if (out_finish() != 0) rc = EXIT_FAIL;
