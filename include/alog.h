@@ -19,8 +19,15 @@
  *     function; "owned by the caller" means the caller frees it with the named function.
  *   - Every *_close() / *_free() accepts NULL.
  *   - The library never prints, exits or aborts on bad data.
- *   - Threads: an alog handle may be used from one thread at a time unless the function
- *     says otherwise; a cursor belongs to one thread.
+ *   - Threads: every function on an alog handle may be called from any number of
+ *     threads at once, except alog_close() (call it last, once the other threads are
+ *     done with the handle and their cursors are closed). Appends from many threads
+ *     are ordered by a short reservation (offsets and file space); encoding, checksums
+ *     and the write itself run in parallel, and records become visible strictly in
+ *     offset order. Readers never take the writer's lock. A cursor belongs to one
+ *     thread at a time; use one cursor per reading thread. Only one process may open
+ *     a log for writing (ALOG_ELOCKED names the holder); read-only opens from other
+ *     processes are always allowed and follow the writer.
  *
  * Stability: everything in this header is the stable API of major version 0 while the
  * project is young; error values are never renumbered (retired ones stay as gaps).
