@@ -8,17 +8,28 @@
  *   recovery-point    the recovery checkpoint (recovery.c)
  *   <base>.log/.index/.timeindex   the segments, base offsets zero-padded to 20 digits
  *
- * Appends: a batch is encoded and checksummed by the caller's thread into the log's
- * encode buffer, stamped with the next offset, and written with one pwrite() at the
- * end of the active segment. The segment rolls when the batch would take it past
- * segment_bytes (or past Kafka's 32-bit relative offsets). Rolling seals the old
- * segment (indexes written, everything fsynced), creates the next one, fsyncs the
- * directory and writes a checkpoint, so that recovery never has to look further back
- * than the active segment.
+ * Appends (any number of threads): a batch is encoded and checksummed by the caller's
+ * thread into a per-thread buffer, with no lock. Under the writer lock (mu) it only
+ * reserves: its offsets, its byte range at the end of the active segment and a
+ * ticket. It is written with one pwrite() outside any lock, then published under
+ * pub_mu in ticket order, so readers see offsets without gaps and each batch whole.
+ * The segment rolls when the batch would take it past segment_bytes (or past Kafka's
+ * 32-bit relative offsets): the roll waits for the reserved batches to be published,
+ * seals the old segment (indexes written, everything fsynced), creates the next one,
+ * fsyncs the directory and writes a checkpoint, so that recovery never has to look
+ * further back than the active segment.
+ *
+ * Durability is group commit (sync_to_locked): an append that must be durable waits
+ * for an fsync that started after it was written; one fsync runs at a time and the
+ * appends that arrive meanwhile share the next one. The log's own thread (flusher)
+ * covers the interval policy when appends stop, alog_on_durable callbacks and
+ * checkpoints.
  *
  * A failed fsync is not retried as if the data were safe (the 2018 PostgreSQL
  * lesson): the log records the failure and refuses further writes (ALOG_EFAILED)
- * until it is reopened, which recovers from what is really on disk.
+ * until it is reopened, which recovers from what is really on disk. A failed write
+ * (a full disk) is cut off again; batches reserved behind it fail too and their space
+ * is handed out again.
  */
 #include "log.h"
 
