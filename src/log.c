@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
 #include "batch.h"
 #include "error.h"
@@ -278,6 +281,9 @@ static void log_free(alog *log) {
     pthread_cond_destroy(&log->data_cv);
     pthread_cond_destroy(&log->dur_cv);
     pthread_cond_destroy(&log->flusher_cv);
+    free(log->ring);
+    abuf_free(&log->gbuf);
+    free(log->ghs);
     free(log->dir);
     free(log);
 }
@@ -401,8 +407,56 @@ static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *d
 /* With mu held: waits until every reserved batch has been published (or failed). */
 static void wait_all_published(alog *log) {
     pthread_mutex_lock(&log->pub_mu);
+    log->pub_waiters++;
     while (log->pub_seq != log->resv_seq) pthread_cond_wait(&log->turn_cv, &log->pub_mu);
+    log->pub_waiters--;
     pthread_mutex_unlock(&log->pub_mu);
+}
+
+/* Accounts for the batches of a written slot, in order (they lie back to back). */
+static alog_err add_batches(alog *log, pend *p) {
+    uint64_t pos = p->pos;
+    for (size_t i = 0; i < p->nh; i++) {
+        alog_err e = segment_add_batch(p->seg, pos, &p->hs[i], log->opts.index_interval_bytes);
+        if (e == ALOG_ENOMEM) return e;
+        pos += batch_size(&p->hs[i]);
+    }
+    return ALOG_OK;
+}
+
+/* Publishes the run of written batches that starts at pub_seq, in ticket order. A
+ * failed write cuts the file back to where it started; the batches reserved after it
+ * fail too (rewind: their space is handed out again). With pub_mu held. */
+static void advance_locked(alog *log) {
+    int published = 0, moved = 0;
+    for (;;) {
+        pend *p = &log->ring[log->pub_seq % LOG_RING];
+        if (p->ticket != log->pub_seq ||
+            (p->state != PEND_WRITTEN && p->state != PEND_WRITE_FAILED))
+            break;
+        if (p->state == PEND_WRITE_FAILED) {
+            if (io->ftruncate(p->seg->fd, (off_t)p->pos) != 0) {
+                err_sys(errno, "cutting the partial batch at byte %" PRIu64 " of %s",
+                        p->pos, p->seg->path);
+                fail_log(log, ALOG_EIO);
+            }
+            log->rewind = 1;
+            p->state = PEND_FAILED;
+        } else if (log->rewind || atomic_load(&log->failed)) {
+            p->state = PEND_FAILED;
+        } else if (add_batches(log, p) == ALOG_ENOMEM) {
+            fail_log(log, ALOG_ENOMEM);
+            p->state = PEND_FAILED;
+        } else {
+            /* Index entries not yet in their files stay in memory (flushed later). */
+            p->state = PEND_PUBLISHED;
+            published = 1;
+        }
+        log->pub_seq++;
+        moved = 1;
+    }
+    if (published && log->data_waiters) pthread_cond_broadcast(&log->data_cv);
+    if (moved && log->pub_waiters) pthread_cond_broadcast(&log->turn_cv);
 }
 
 /* With mu held and everything published: fsyncs the active segment's data (and, for a
@@ -512,6 +566,11 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
     if (!log) return err_set(ALOG_ENOMEM, 0, "out of memory");
     log->lock_fd = -1;
     log_init_sync(log);
+    log->ring = calloc(LOG_RING, sizeof *log->ring);
+    if (!log->ring) {
+        log_free(log);
+        return err_set(ALOG_ENOMEM, 0, "out of memory");
+    }
     alog_options_init(&log->opts);
     if (opts) {
         size_t n = opts->struct_size && opts->struct_size < sizeof *opts ? opts->struct_size
@@ -748,46 +807,107 @@ static enc_bufs *thread_bufs(void) {
     return b;
 }
 
+/* Whether a batch of len bytes and last offset delta lod must go to a new segment. */
+static int needs_roll(const alog *log, const segment *a, uint64_t len, int32_t lod) {
+    return a->resv_pos > 0 && (a->resv_pos + len > log->opts.segment_bytes ||
+                               a->resv_next + lod - a->base > (int64_t)INT32_MAX);
+}
+
+/* With mu held, before reserving a batch of len bytes: refuses if the log cannot take
+ * it, cuts after a failed write, rolls if it does not fit. roll_ok = 0: instead of
+ * rolling, set *must_roll. */
+static alog_err reserve_prepare(alog *log, uint64_t len, int32_t lod, int roll_ok,
+                                int *must_roll) {
+    if (must_roll) *must_roll = 0;
+    alog_err e = writable(log);
+    if (!e && log->rewind) e = rewind_locked(log);
+    segment *a = log_active(log);
+    if (!e && a->resv_next >= INT64_MAX - lod)
+        e = err_set(ALOG_ERANGE, 0, "%s: no offsets left after %" PRId64, log->dir,
+                    a->resv_next - 1);
+    if (!e && needs_roll(log, a, len, lod)) {
+        if (!roll_ok) {
+            *must_roll = 1;
+            return ALOG_OK;
+        }
+        wait_all_published(log);
+        e = atomic_load(&log->failed) ? failed_err(log) : log->rewind ? rewind_locked(log)
+                                                                       : ALOG_OK;
+        if (!e) e = log_roll(log);
+    }
+    return e;
+}
+
+/* With mu held: takes the next ticket and its ring slot. */
+static pend *reserve_slot(alog *log) {
+    uint64_t ticket = log->resv_seq++;
+    pend *slot = &log->ring[ticket % LOG_RING];
+    pthread_mutex_lock(&log->pub_mu);
+    /* The slot is free once ticket - LOG_RING was published and its owner has read its
+     * result: with LOG_RING batches in flight, this waits. */
+    log->pub_waiters++;
+    while (slot->state != PEND_FREE) pthread_cond_wait(&log->turn_cv, &log->pub_mu);
+    log->pub_waiters--;
+    slot->ticket = ticket;
+    slot->state = PEND_RESERVED;
+    pthread_mutex_unlock(&log->pub_mu);
+    return slot;
+}
+
+/* With pub_mu held: the slot's bytes were written (write_err: or not); publishes what
+ * can be, waits until this slot is published or failed, and frees it. */
+static alog_err publish_slot(alog *log, pend *slot, segment *a, uint64_t pos,
+                             batch_header *hs, size_t nh, alog_err write_err) {
+    slot->seg = a;
+    slot->pos = pos;
+    slot->hs = hs;
+    slot->nh = nh;
+    slot->state = write_err ? PEND_WRITE_FAILED : PEND_WRITTEN;
+    advance_locked(log);
+    /* Wait for the batches before ours to be written: then ours is published too. */
+    log->pub_waiters++;
+    while (slot->state != PEND_PUBLISHED && slot->state != PEND_FAILED)
+        pthread_cond_wait(&log->turn_cv, &log->pub_mu);
+    log->pub_waiters--;
+    alog_err e = write_err;
+    if (!e && slot->state == PEND_FAILED)
+        e = atomic_load(&log->failed)
+                ? failed_err(log)
+                : err_set(ALOG_EIO, 0, "%s: an earlier append failed while this batch was "
+                          "being written; it was not appended", log->dir);
+    slot->state = PEND_FREE;
+    if (log->pub_waiters) pthread_cond_broadcast(&log->turn_cv);
+    return e;
+}
+
 /*
  * Appends the encoded batch in buf (its base offset is stamped here):
  *   1. under mu, reserve: offsets [next, next + count), bytes [pos, pos + len) of the
  *      active segment (rolling first if the batch does not fit), and a ticket;
  *   2. with no lock, write the bytes at pos (pwrite);
  *   3. under pub_mu, in ticket order, account and publish: readers see the batch only
- *      once every earlier one is visible, so offsets appear without gaps;
- *   4. if asked (or by the fsync policy), wait for an fsync that covers it (group
- *      commit).
- * A failed write cuts the file back to the published end; batches reserved after it
- * fail too (they were not appended) and the space is handed out again.
+ *      once every earlier one is visible, so offsets appear without gaps; whichever
+ *      writer completes a run of written batches publishes all of them;
+ *   4. by the fsync policy, sync (ALOG_FSYNC_INTERVAL; durable appends take the group
+ *      path below instead).
+ * A failed write cuts the file back to where the batch started; batches reserved after
+ * it fail too (they were not appended) and the space is handed out again.
  */
-static alog_err append_encoded(alog *log, uint8_t *buf, size_t len, unsigned flags,
-                               int64_t *base_out) {
+static alog_err append_encoded(alog *log, uint8_t *buf, size_t len, int64_t *base_out) {
     batch_header h;
     batch_header_parse(buf, &h);
     pthread_mutex_lock(&log->mu);
-    alog_err e = writable(log);
-    if (!e && log->rewind) e = rewind_locked(log);
-    segment *a = log_active(log);
-    if (!e && a->resv_next >= INT64_MAX - h.last_offset_delta)
-        e = err_set(ALOG_ERANGE, 0, "%s: no offsets left after %" PRId64, log->dir,
-                    a->resv_next - 1);
-    if (!e && a->resv_pos > 0 &&
-        (a->resv_pos + len > log->opts.segment_bytes ||
-         a->resv_next + h.last_offset_delta - a->base > (int64_t)INT32_MAX)) {
-        wait_all_published(log);
-        e = atomic_load(&log->failed) ? failed_err(log) : log->rewind ? rewind_locked(log) : ALOG_OK;
-        if (!e) e = log_roll(log);
-        a = log_active(log);
-    }
+    alog_err e = reserve_prepare(log, len, h.last_offset_delta, 1, NULL);
     if (e) {
         pthread_mutex_unlock(&log->mu);
         return e;
     }
+    segment *a = log_active(log);
     int64_t base = a->resv_next;
     uint64_t pos = a->resv_pos;
     a->resv_next = base + h.last_offset_delta + 1;
     a->resv_pos = pos + len;
-    uint64_t ticket = log->resv_seq++;
+    pend *slot = reserve_slot(log);
     pthread_mutex_unlock(&log->mu);
 
     batch_set_base_offset(buf, base);
@@ -795,37 +915,202 @@ static alog_err append_encoded(alog *log, uint8_t *buf, size_t len, unsigned fla
     e = io_pwrite_all(a->fd, buf, len, pos, a->path);
 
     pthread_mutex_lock(&log->pub_mu);
-    while (log->pub_seq != ticket) pthread_cond_wait(&log->turn_cv, &log->pub_mu);
-    if (e) {
-        /* Cut from our position: the file ends at the published end again. */
-        if (io->ftruncate(a->fd, (off_t)pos) != 0)
-            e = fail_log(log, err_set(e, errno, "%s; and cutting the partial batch at byte %"
-                                      PRIu64 " failed: %s", alog_last_error(), pos,
-                                      strerror(errno)));
-        else
-            log->rewind = 1;
-    } else if (log->rewind || atomic_load(&log->failed)) {
-        e = err_set(ALOG_EIO, 0, "%s: an earlier append failed while this batch was being "
-                    "written; it was not appended", log->dir);
-    } else {
-        e = segment_add_batch(a, pos, &h, log->opts.index_interval_bytes);
-        if (e == ALOG_ENOMEM) e = fail_log(log, e);
-        else e = ALOG_OK; /* index entries not yet in their files are kept in memory */
-        if (log->data_waiters) pthread_cond_broadcast(&log->data_cv);
-    }
-    log->pub_seq++;
-    pthread_cond_broadcast(&log->turn_cv);
-    int64_t mine = base + h.last_offset_delta + 1;
-    if (!e) {
-        if ((flags & ALOG_APPEND_DURABLE) || log->opts.fsync_policy == ALOG_FSYNC_ALWAYS)
-            e = sync_to_locked(log, mine, NULL);
-        else if (log->opts.fsync_policy == ALOG_FSYNC_INTERVAL && !log->sync_running &&
-                 mono_ms() - log->last_sync_ms >= (int64_t)log->opts.fsync_interval_ms)
-            e = sync_to_locked(log, mine, NULL);
-    }
+    slot->h = h;
+    e = publish_slot(log, slot, a, pos, &slot->h, 1, e);
+    if (!e && log->opts.fsync_policy == ALOG_FSYNC_INTERVAL && !log->sync_running &&
+        mono_ms() - log->last_sync_ms >= (int64_t)log->opts.fsync_interval_ms)
+        e = sync_to_locked(log, base + h.last_offset_delta + 1, NULL);
     pthread_mutex_unlock(&log->pub_mu);
     if (!e && base_out) *base_out = base;
     return e;
+}
+
+/* ---- durable appends: group commit with a leader -------------------------------- */
+
+/*
+ * A durable append enqueues its encoded batch (a lock-free stack) and sleeps on its own
+ * futex; one thread at a time is the leader. The leader takes everything queued,
+ * reserves it as one contiguous run (one ticket), writes it with one pwrite, publishes
+ * it, runs one fsync (sync_to_locked) and wakes each waiter with its result. While it
+ * does, the next group gathers in the queue. A leader whose own batch is done hands
+ * the queue to the oldest waiter, so no thread leads for long. Per record this costs
+ * one enqueue and one wake-up, not a contended lock and an fsync: that is what lets
+ * durable throughput grow with the number of writers.
+ */
+typedef struct greq {
+    uint8_t *buf;
+    size_t len;
+    batch_header h;
+    int64_t base;
+    alog_err err;
+    char msg[400];
+    atomic_int done; /* futex word: 0 waiting, 1 done, 2 asked to lead */
+    struct greq *next;
+} greq;
+
+static void futex_wait(atomic_int *w, int val) {
+    syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(atomic_int *w) {
+    syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void greq_finish(greq *r, alog_err e) {
+    r->err = e;
+    if (e) snprintf(r->msg, sizeof r->msg, "%s", alog_last_error());
+    atomic_store_explicit(&r->done, 1, memory_order_release);
+    futex_wake(&r->done);
+}
+
+/* One round of the leader over *pending (FIFO; new arrivals appended first). */
+static void group_round(alog *log, greq **pending) {
+    greq *got = atomic_exchange_explicit(&log->gq_head, NULL, memory_order_acquire);
+    greq *rev = NULL;
+    while (got) { /* the stack is newest first */
+        greq *n = got->next;
+        got->next = rev;
+        rev = got;
+        got = n;
+    }
+    greq **tail = pending;
+    while (*tail) tail = &(*tail)->next;
+    *tail = rev;
+    if (!*pending) return;
+
+    /* Reserve a run of batches that fit the active segment (rolling first if even the
+     * first does not). */
+    pthread_mutex_lock(&log->mu);
+    greq *group = NULL, **gt = &group;
+    size_t nh = 0;
+    uint64_t total = 0;
+    segment *a = NULL;
+    uint64_t pos = 0;
+    while (*pending) {
+        greq *r = *pending;
+        int must_roll = 0;
+        alog_err e = reserve_prepare(log, r->len, r->h.last_offset_delta, group == NULL,
+                                     &must_roll);
+        if (e) {
+            *pending = r->next;
+            greq_finish(r, e);
+            continue;
+        }
+        if (must_roll) break; /* the rest goes in the next round, after a roll */
+        if (!a) {
+            a = log_active(log);
+            pos = a->resv_pos;
+        }
+        r->base = a->resv_next;
+        a->resv_next += r->h.last_offset_delta + 1;
+        a->resv_pos += r->len;
+        total += r->len;
+        *pending = r->next;
+        r->next = NULL;
+        *gt = r;
+        gt = &r->next;
+        nh++;
+    }
+    if (!group) {
+        pthread_mutex_unlock(&log->mu);
+        return;
+    }
+    pend *slot = reserve_slot(log);
+    pthread_mutex_unlock(&log->mu);
+
+    /* One buffer, one write. Only the leader touches gbuf and ghs. */
+    alog_err e = ALOG_OK;
+    if (abuf_reserve(&log->gbuf, total) ||
+        (nh > log->ghs_cap && !(log->ghs = realloc(log->ghs, (log->ghs_cap = nh * 2) *
+                                                                  sizeof *log->ghs))))
+        e = err_set(ALOG_ENOMEM, 0, "out of memory");
+    if (!e) {
+        log->gbuf.len = 0;
+        size_t k = 0;
+        for (greq *r = group; r; r = r->next, k++) {
+            batch_set_base_offset(r->buf, r->base);
+            r->h.base_offset = r->base;
+            memcpy(log->gbuf.data + log->gbuf.len, r->buf, r->len);
+            log->gbuf.len += r->len;
+            log->ghs[k] = r->h;
+        }
+        e = io_pwrite_all(a->fd, log->gbuf.data, total, pos, a->path);
+    }
+    pthread_mutex_lock(&log->pub_mu);
+    e = publish_slot(log, slot, a, pos, log->ghs, nh, e);
+    if (!e) {
+        int64_t end = 0;
+        for (greq *r = group; r; r = r->next) end = r->base + r->h.last_offset_delta + 1;
+        e = sync_to_locked(log, end, NULL);
+    }
+    pthread_mutex_unlock(&log->pub_mu);
+    for (greq *r = group, *n; r; r = n) {
+        n = r->next;
+        greq_finish(r, e);
+    }
+}
+
+static void gq_push(alog *log, greq *r) {
+    greq *head = atomic_load_explicit(&log->gq_head, memory_order_relaxed);
+    do {
+        r->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&log->gq_head, &head, r,
+                                                    memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+/* Leads rounds until self is done, then hands the queue over. The leader only touches
+ * another waiter's request while it leads: a waiter cannot return (its request lives
+ * on its stack) before the leader of its round marks it done. */
+static void lead(alog *log, greq *self) {
+    greq *pending = NULL;
+    for (;;) {
+        do {
+            group_round(log, &pending);
+        } while (atomic_load_explicit(&self->done, memory_order_acquire) != 1);
+        while (pending) { /* did not fit before a roll: back on the queue */
+            greq *p = pending;
+            pending = p->next;
+            gq_push(log, p);
+        }
+        /* Ask the oldest-queued waiter we can see to lead next. */
+        greq *q = atomic_load_explicit(&log->gq_head, memory_order_acquire);
+        if (q) {
+            atomic_store_explicit(&q->done, 2, memory_order_release);
+            futex_wake(&q->done);
+        }
+        atomic_store_explicit(&log->g_leader, 0, memory_order_release);
+        if (q) return;
+        /* Someone may have queued after we looked and found us still leading. */
+        if (!atomic_load_explicit(&log->gq_head, memory_order_acquire)) return;
+        if (atomic_exchange_explicit(&log->g_leader, 1, memory_order_acquire)) return;
+    }
+}
+
+static alog_err append_durable(alog *log, uint8_t *buf, size_t len, int64_t *base_out) {
+    greq r;
+    memset(&r, 0, sizeof r);
+    r.buf = buf;
+    r.len = len;
+    batch_header_parse(buf, &r.h);
+    atomic_init(&r.done, 0);
+    gq_push(log, &r);
+    for (;;) {
+        int d = atomic_load_explicit(&r.done, memory_order_acquire);
+        if (d == 1) break;
+        if (!atomic_exchange_explicit(&log->g_leader, 1, memory_order_acquire)) {
+            lead(log, &r);
+            continue;
+        }
+        if (d == 2) {
+            sched_yield(); /* asked to lead: the old leader is about to let go */
+            continue;
+        }
+        futex_wait(&r.done, 0);
+    }
+    if (r.err) return err_set(r.err, 0, "%s", r.msg);
+    if (base_out) *base_out = r.base;
+    return ALOG_OK;
 }
 
 alog_err alog_append_ex(alog *log, const alog_record *recs, size_t n, unsigned flags,
@@ -838,8 +1123,10 @@ alog_err alog_append_ex(alog *log, const alog_record *recs, size_t n, unsigned f
     b->enc.len = 0;
     alog_err e = batch_encode(&b->enc, recs, n, log->opts.compression, log_now_ms(),
                               log->opts.max_batch_bytes, &b->scratch);
-    if (!e) e = append_encoded(log, b->enc.data, b->enc.len, flags, first_offset_out);
-    return e;
+    if (e) return e;
+    if ((flags & ALOG_APPEND_DURABLE) || log->opts.fsync_policy == ALOG_FSYNC_ALWAYS)
+        return append_durable(log, b->enc.data, b->enc.len, first_offset_out);
+    return append_encoded(log, b->enc.data, b->enc.len, first_offset_out);
 }
 
 alog_err alog_append_batch(alog *log, const alog_record *recs, size_t n,
@@ -877,7 +1164,9 @@ alog_err alog_append_raw(alog *log, const void *buf, size_t len, int32_t leader_
     }
     if (!e) {
         batch_set_leader_epoch(b->enc.data, leader_epoch);
-        e = append_encoded(log, b->enc.data, b->enc.len, 0, base_offset_out);
+        e = log->opts.fsync_policy == ALOG_FSYNC_ALWAYS
+                ? append_durable(log, b->enc.data, b->enc.len, base_offset_out)
+                : append_encoded(log, b->enc.data, b->enc.len, base_offset_out);
     }
     return e;
 }

@@ -24,6 +24,21 @@ typedef struct log_checkpoint {
     seg_state st;
 } log_checkpoint;
 
+/* A reserved batch on its way to publication (the ring of struct alog). */
+enum { PEND_FREE, PEND_RESERVED, PEND_WRITTEN, PEND_WRITE_FAILED, PEND_PUBLISHED, PEND_FAILED };
+#define LOG_RING 1024 /* batches reserved but not yet published, at most */
+typedef struct pend {
+    uint64_t ticket;
+    int state;
+    segment *seg;
+    uint64_t pos;
+    batch_header h;   /* a single append's header */
+    batch_header *hs; /* the batches written at pos, back to back (h, or a group's) */
+    size_t nh;
+} pend;
+
+struct greq;
+
 /* A callback waiting for an offset to become durable (alog_on_durable). */
 typedef struct durable_cb {
     int64_t offset;
@@ -55,13 +70,25 @@ struct alog {
     segment *pub_active; /* the active segment, for pub_mu holders (updated under both) */
     alog_recovery_info recovery;
 
-    /* Reservation tickets (resv_seq under mu) and publication turns (pub_seq under
-     * pub_mu): ticket t publishes when pub_seq == t, so readers see offsets in order. */
+    /* Reservation tickets (resv_seq under mu) and publication (pub_seq and ring under
+     * pub_mu): a written batch waits in ring[ticket % LOG_RING] until every earlier
+     * one is written too; whichever writer completes the run publishes it, so readers
+     * see offsets in order and no writer waits for its turn to publish. */
     uint64_t resv_seq, pub_seq;
-    pthread_cond_t turn_cv;  /* pub_seq moved */
+    pend *ring;
+    pthread_cond_t turn_cv;  /* pub_seq moved (broadcast only if pub_waiters) */
+    int pub_waiters;
     int rewind;              /* a write failed: reservations restart from the published end */
     pthread_cond_t data_cv;  /* new data published (alog_cursor_wait) */
     int data_waiters;
+
+    /* Durable appends: a lock-free stack of waiting requests and the leader flag
+     * (log.c, group commit); gbuf/ghs belong to the current leader. */
+    _Atomic(struct greq *) gq_head;
+    atomic_int g_leader;
+    abuf gbuf;
+    batch_header *ghs;
+    size_t ghs_cap;
 
     /* Durability (under pub_mu). Everything below durable_next is fsynced. */
     int64_t durable_next;

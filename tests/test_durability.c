@@ -67,14 +67,19 @@ static ssize_t fake_pwrite(int fd, const void *buf, size_t n, off_t off) {
         return -1;
     }
     ssize_t w = pwrite(fd, buf, n, off);
+    /* One write may hold several batches back to back (a group commit). */
     const uint8_t *b = buf;
-    if (w == (ssize_t)n && fd >= 0 && fd < 4096 && atomic_load(&fk.is_log[fd]) && n >= 61 &&
-        b[16] == 2) {
+    size_t at = 0;
+    while (w == (ssize_t)n && fd >= 0 && fd < 4096 && atomic_load(&fk.is_log[fd]) &&
+           n - at >= 61 && b[at + 16] == 2) {
+        const uint8_t *q = b + at;
         int64_t base = 0;
-        for (int i = 0; i < 8; i++) base = (base << 8) | b[i];
-        int32_t lod = (int32_t)((uint32_t)b[23] << 24 | (uint32_t)b[24] << 16 |
-                                (uint32_t)b[25] << 8 | b[26]);
+        for (int i = 0; i < 8; i++) base = (base << 8) | q[i];
+        uint32_t blen = (uint32_t)q[8] << 24 | (uint32_t)q[9] << 16 | (uint32_t)q[10] << 8 | q[11];
+        int32_t lod = (int32_t)((uint32_t)q[23] << 24 | (uint32_t)q[24] << 16 |
+                                (uint32_t)q[25] << 8 | q[26]);
         atomic_max64(&fk.written_next, base + lod + 1);
+        at += 12 + (size_t)blen;
     }
     return w;
 }
