@@ -7,6 +7,8 @@
  *   bench_util.c   clock, random bytes, the record set, directories, progress, stats
  *   bench_alog.c   alog appends, the write() loop on alog's bytes, scans, time index
  *   bench_peers.c  SQLite, LMDB and RocksDB doing the same appends
+ *   bench_durable.c  durable appends (acknowledged only once fsynced) from 1 to 64
+ *                    writer threads: alog, write+fdatasync, SQLite, RocksDB, LMDB
  *
  * A workload is n records with a null key, no headers, a value of vlen bytes taken from
  * a pool of random (incompressible) bytes at a position that depends on the record
@@ -120,5 +122,24 @@ ti_result timeindex_measure(const char *dir, uint64_t records, uint64_t lookups,
 run_result sqlite_run(const workload *w, const char *dir);
 run_result lmdb_run(const workload *w, const char *dir);
 run_result rocksdb_run(const workload *w, const char *dir);
+
+/* ---- bench_durable.c ---- */
+/* Durable appends: T threads each append DUR_VLEN-byte records, one per call, each
+ * call returning only once its record is durable, for a fixed wall time. */
+#define DUR_VLEN 100
+enum { DUR_ALOG, DUR_FSYNC, DUR_SQLITE, DUR_ROCKSDB, DUR_LMDB, DUR_NSYS };
+typedef struct durable_result {
+    run_result r; /* ok, secs (the cell's wall time), records acknowledged within it */
+    double p50_us, p99_us, p999_us, max_us; /* latency of one call, all threads' calls */
+    uint64_t abandoned; /* calls that gave up waiting for a lock (SQLite only) */
+} durable_result;
+/* "alog", "write+fdatasync", "SQLite", ... and the JSON names ("write_fdatasync"). */
+const char *durable_sys_name(int sys);
+const char *durable_sys_json(int sys);
+/* One cell: system sys (DUR_*), `threads` writers for `secs` seconds, in dir (which
+ * must exist and be empty; the system's files go inside it). Failures are printed and
+ * give ok = 0. */
+durable_result durable_run(int sys, int threads, double secs, const uint8_t *pool,
+                           size_t pool_len, const char *dir);
 
 #endif

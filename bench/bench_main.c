@@ -13,6 +13,14 @@
  * The write loop replays exactly the bytes alog wrote, batch by batch, one write() per
  * batch: the same chunking as alog's appends. alog/write-loop is therefore the share of
  * the plain-file speed that alog keeps on the same bytes.
+ *
+ * Durable appends (bench_durable.c) are the last part of every run: for each thread
+ * count (1, 4, 16, 64) each system in turn (alog, write+fdatasync, SQLite, RocksDB,
+ * LMDB) gets a fresh directory and a fixed wall time in which its threads append
+ * 100-byte records one per call, each call fsynced before it returns. The table shows
+ * the medians over runs of records/s and of each run's p50/p99/p999 call latency; the
+ * ratios are medians of per-run ratios, as above. "One fsync" is the median latency
+ * of the 1-thread write+fdatasync of the same run.
  */
 #include "bench.h"
 
@@ -31,14 +39,19 @@ static const char *const sys_name[NSYS] = {"alog", "write loop", "SQLite", "LMDB
 static const char *const sys_ratio_name[NSYS] = {"", "write-loop", "SQLite", "LMDB", "RocksDB"};
 static const char *const sys_json[NSYS] = {"alog", "write_loop", "sqlite", "lmdb", "rocksdb"};
 
-enum { NCASES = 4, MAXRUNS = 15 };
+enum { NCASES = 4, MAXRUNS = 15, NDT = 4 };
+/* Writer threads of the durable-append cells; the goal compares the last with 1. */
+static const int dur_threads[NDT] = {1, 4, 16, 64};
 enum { SCAN_ALOG, SCAN_READ, NSCAN };
 
 typedef struct config {
     const char *dir;
     int quick, json, runs, peers, timeindex;
+    int cases;   /* the append/scan/time-index sections (off with --durable-only) */
+    int durable; /* the durable-append section (off with --no-durable) */
     unsigned pause_ms;
     double scale;
+    double durable_secs; /* wall time of one durable cell (one system, one T) */
     uint64_t n[NCASES];
     uint64_t ti_records, ti_lookups;
 } config;
@@ -49,6 +62,7 @@ typedef struct results {
     ti_result ti[MAXRUNS];
     uint64_t ti_records, ti_lookups;
     int ti_done;
+    durable_result dur[NDT][DUR_NSYS][MAXRUNS];
     double wall_secs;
 } results;
 
@@ -64,12 +78,16 @@ static const struct {
 
 static void usage(FILE *f) {
     fputs("usage: alog-bench [--quick] [--json] [--runs N] [--dir DIR] [--scale F]\n"
-          "                  [--pause-ms MS] [--no-peers] [--no-timeindex] [--help]\n"
+          "                  [--pause-ms MS] [--no-peers] [--no-timeindex]\n"
+          "                  [--no-durable | --durable-only] [--durable-secs S] [--help]\n"
           "\n"
           "Appends the same records to alog, to a plain write() loop of exactly alog's\n"
           "bytes, to SQLite, LMDB and RocksDB (fsync never everywhere, no compression),\n"
-          "scans the log, and times time-index seeks. Prints a table of medians and of\n"
-          "alog's ratio to each of the others.\n"
+          "scans the log, and times time-index seeks. Then durable appends: 1, 4, 16 and\n"
+          "64 threads appending 100-byte records, each fsynced before the call returns,\n"
+          "to alog, write()+fdatasync(), SQLite, RocksDB and LMDB, with records/s and\n"
+          "p50/p99/p999 latency. Prints a table of medians and of alog's ratio to each of\n"
+          "the others.\n"
           "\n"
           "  --quick         small sizes, 2 runs: a smoke test, not a measurement\n"
           "  --json          machine-readable output instead of the table\n"
@@ -77,10 +95,16 @@ static void usage(FILE *f) {
           "  --dir DIR       where the data goes (default $ALOG_BENCH_DIR, else\n"
           "                  ./build/bench-data); only alog-bench's own subdirectories\n"
           "                  of DIR are created and deleted\n"
-          "  --scale F       multiply every record count by F\n"
+          "  --scale F       multiply every record count, and the time of each durable\n"
+          "                  cell, by F\n"
           "  --pause-ms MS   pause after the sync() before each timed part (default 300)\n"
-          "  --no-peers      alog and the write loop only (for profiling)\n"
+          "  --no-peers      alog and the plain-file baselines only (write loop,\n"
+          "                  write+fdatasync), for profiling\n"
           "  --no-timeindex  skip the time-index seek measurement\n"
+          "  --no-durable    skip the durable appends\n"
+          "  --durable-only  only the durable appends\n"
+          "  --durable-secs S  wall time of each durable cell, one system and one thread\n"
+          "                  count (default 2, --quick 0.3, times --scale; at least 0.05)\n"
           "  --help          this text\n"
           "\n"
           "Progress goes to stderr when it is a terminal.\n",
@@ -92,6 +116,9 @@ static int parse_args(int argc, char **argv, config *c) {
     c->runs = 0;
     c->peers = 1;
     c->timeindex = 1;
+    c->cases = 1;
+    c->durable = 1;
+    double durable_secs = 0;
     c->pause_ms = 300;
     c->scale = 1.0;
     c->dir = getenv("ALOG_BENCH_DIR");
@@ -109,6 +136,14 @@ static int parse_args(int argc, char **argv, config *c) {
             c->peers = 0;
         } else if (!strcmp(a, "--no-timeindex")) {
             c->timeindex = 0;
+        } else if (!strcmp(a, "--no-durable")) {
+            c->durable = 0;
+        } else if (!strcmp(a, "--durable-only")) {
+            c->cases = 0;
+        } else if (!strcmp(a, "--durable-secs") && next) {
+            durable_secs = atof(next);
+            i++;
+            if (!(durable_secs > 0)) return fail("--durable-secs must be > 0"), -1;
         } else if (!strcmp(a, "--runs") && next) {
             c->runs = atoi(next);
             i++;
@@ -130,6 +165,14 @@ static int parse_args(int argc, char **argv, config *c) {
         }
     }
     if (!c->dir || !*c->dir) c->dir = "build/bench-data";
+    if (!c->cases && !c->durable)
+        return fail("--durable-only with --no-durable leaves nothing to run"), -1;
+    if (!c->cases) c->timeindex = 0;
+    /* 20 durable cells per run (5 systems x 4 thread counts), each plus a sync, the
+     * pause and opening/closing: about 50 s per run at 2 s per cell (the other parts
+     * of a run take about 30 s). */
+    c->durable_secs = durable_secs > 0 ? durable_secs : (c->quick ? 0.3 : 2.0) * c->scale;
+    if (c->durable_secs < 0.05) c->durable_secs = 0.05;
     /* Record counts: the batch cases write ~250 MB of payload per alog run; the
      * one-record-per-call cases fewer records, since the per-record peers are slow.
      * Every system in a case gets the same count, so rates compare directly. */
@@ -233,6 +276,27 @@ static void run_timeindex(const config *c, results *res, const uint8_t *pool, si
     rm_rf(tdir);
 }
 
+static void run_durable(const config *c, results *res, const uint8_t *pool, size_t pool_len,
+                        int run) {
+    char ddir[4096];
+    path_join(ddir, sizeof ddir, c->dir, "durable");
+    for (int t = 0; t < NDT; t++)
+        for (int s = 0; s < DUR_NSYS; s++) {
+            if (!c->peers && s >= DUR_SQLITE) break;
+            rm_rf(ddir);
+            if (mkdir_p(ddir) != 0) {
+                fail("cannot create %s: %s", ddir, strerror(errno));
+                continue;
+            }
+            settle(c->pause_ms);
+            progress("[run %d/%d] durable appends, %d thread%s: %s", run + 1, c->runs,
+                     dur_threads[t], dur_threads[t] == 1 ? "" : "s", durable_sys_name(s));
+            res->dur[t][s][run] =
+                durable_run(s, dur_threads[t], c->durable_secs, pool, pool_len, ddir);
+        }
+    rm_rf(ddir);
+}
+
 /* ---- statistics over runs ---- */
 
 typedef struct stat_set {
@@ -286,6 +350,84 @@ static double scan_ratio(const run_result *a, const run_result *b, int runs) {
         v[n++] = b[i].secs / a[i].secs; /* same bytes: the time ratio */
     }
     return median(v, n);
+}
+
+/* Durable cells: medians over runs of records/s and of each run's latency figures. */
+typedef struct dur_stat {
+    int n;
+    double rps, spread, p50, p99, p999, max;
+} dur_stat;
+
+static void dur_runs(const durable_result *d, int runs, run_result *out) {
+    for (int i = 0; i < runs; i++) out[i] = d[i].r;
+}
+
+static dur_stat dur_summarize(const durable_result *d, int runs) {
+    run_result rr[MAXRUNS];
+    double v[4][MAXRUNS] = {{0}};
+    size_t n = 0;
+    dur_runs(d, runs, rr);
+    for (int i = 0; i < runs; i++) {
+        if (!d[i].r.ok) continue;
+        v[0][n] = d[i].p50_us;
+        v[1][n] = d[i].p99_us;
+        v[2][n] = d[i].p999_us;
+        v[3][n] = d[i].max_us;
+        n++;
+    }
+    stat_set st = summarize(rr, runs);
+    dur_stat ds = {st.n, st.rps, st.spread, median(v[0], n), median(v[1], n),
+                   median(v[2], n), median(v[3], n)};
+    return ds;
+}
+
+/* Median over runs of records/s of (system sa, thread index ta) / (sb, tb). */
+static double dur_ratio(const results *res, int runs, int sa, int ta, int sb, int tb) {
+    run_result a[MAXRUNS], b[MAXRUNS];
+    dur_runs(res->dur[ta][sa], runs, a);
+    dur_runs(res->dur[tb][sb], runs, b);
+    return ratio_median(a, b, runs);
+}
+
+/* One fsync: the median of the runs' 1-thread write+fdatasync median latencies. */
+static double dur_one_fsync(const results *res, int runs) {
+    double v[MAXRUNS] = {0};
+    size_t n = 0;
+    for (int i = 0; i < runs; i++)
+        if (res->dur[0][DUR_FSYNC][i].r.ok) v[n++] = res->dur[0][DUR_FSYNC][i].p50_us;
+    return median(v, n);
+}
+
+/* Median over runs of alog's p99 at thread index t / that run's one fsync. */
+static double dur_p99_fsyncs(const results *res, int runs, int t) {
+    double v[MAXRUNS] = {0};
+    size_t n = 0;
+    for (int i = 0; i < runs; i++) {
+        const durable_result *a = &res->dur[t][DUR_ALOG][i], *f = &res->dur[0][DUR_FSYNC][i];
+        if (a->r.ok && f->r.ok && f->p50_us > 0) v[n++] = a->p99_us / f->p50_us;
+    }
+    return median(v, n);
+}
+
+/* The three goals of the durable section, at the largest thread count. */
+typedef struct dur_goal {
+    double scaling, p99_fsyncs, over_sqlite, over_rocksdb;
+    int scaling_met, p99_met, peers_met; /* -1: not measured */
+} dur_goal;
+
+static dur_goal dur_goals(const config *c, const results *res) {
+    const int hi = NDT - 1;
+    dur_goal g;
+    g.scaling = dur_ratio(res, c->runs, DUR_ALOG, hi, DUR_ALOG, 0);
+    g.p99_fsyncs = dur_p99_fsyncs(res, c->runs, hi);
+    g.over_sqlite = c->peers ? dur_ratio(res, c->runs, DUR_ALOG, hi, DUR_SQLITE, hi) : NAN;
+    g.over_rocksdb = c->peers ? dur_ratio(res, c->runs, DUR_ALOG, hi, DUR_ROCKSDB, hi) : NAN;
+    g.scaling_met = isfinite(g.scaling) ? g.scaling >= 30 : -1;
+    g.p99_met = isfinite(g.p99_fsyncs) ? g.p99_fsyncs <= 3 : -1;
+    g.peers_met = isfinite(g.over_sqlite) && isfinite(g.over_rocksdb)
+                      ? g.over_sqlite >= 10 && g.over_rocksdb >= 10
+                      : -1;
+    return g;
 }
 
 /* ---- output ---- */
@@ -344,21 +486,90 @@ static void fs_type(const char *dir, char *out, size_t cap) {
     fclose(f);
 }
 
-static void print_table(const config *c, const results *res) {
-    struct utsname u;
-    char fs[64];
-    uname(&u);
-    fs_type(c->dir, fs, sizeof fs);
-    printf("alog-bench (libalog %s)%s: %d runs, median shown; a ratio is the median of the "
-           "per-run ratios\n",
-           alog_version(), c->quick ? " --quick (smoke test, not a measurement)" : "", c->runs);
-    printf("fsync never everywhere, no compression, null keys, timestamps T0+i; MB = 10^6 "
-           "bytes\n");
-    printf("machine: %s %s, %ld CPUs; data: %s (%s)\n", u.sysname, u.release,
-           sysconf(_SC_NPROCESSORS_ONLN), c->dir, fs);
-    printf("disk MB = bytes in the system's files right after the appends; spread = half "
-           "the min-max range of records/s over the runs\n");
+static void fmt_us(char *out, size_t cap, double v) {
+    fmt_num(out, cap, v, isfinite(v) && v < 100 ? 1 : 0);
+}
 
+static const char *met(int m) { return m < 0 ? "-" : m ? "met" : "NOT met"; }
+
+static void print_durable(const config *c, const results *res) {
+    char one[32];
+    double fs1 = dur_one_fsync(res, c->runs);
+    fmt_us(one, sizeof one, fs1);
+    printf("\nDurable appends: %d-byte records, one per call, each fsynced before the call "
+           "returns;\nT writer threads for %.2g s per cell; records/s = records acknowledged "
+           "within it / its time;\nlatency of each call in microseconds, p50/p99/p999 "
+           "over all threads' calls\n",
+           DUR_VLEN, c->durable_secs);
+    printf("one fsync = %s us (median latency of 1-thread write+fdatasync); "
+           "p99 in fsyncs = alog's p99 / one fsync\n",
+           one);
+    printf("  %7s  %-16s %11s %8s %9s %9s %9s   %s\n", "threads", "system", "records/s",
+           "spread", "p50 us", "p99 us", "p999 us", "alog vs it");
+    for (int t = 0; t < NDT; t++) {
+        for (int s = 0; s < DUR_NSYS; s++) {
+            if (!c->peers && s >= DUR_SQLITE) break;
+            dur_stat st = dur_summarize(res->dur[t][s], c->runs);
+            if (st.n == 0) {
+                printf("  %7d  %-16s %11s\n", dur_threads[t], durable_sys_name(s), "failed");
+                continue;
+            }
+            char rps[32], sp[16], p50[32], p99[32], p999[32], ratio[96] = "";
+            fmt_count(rps, sizeof rps, st.rps);
+            snprintf(sp, sizeof sp, "+-%.0f%%", st.spread * 100);
+            fmt_us(p50, sizeof p50, st.p50);
+            fmt_us(p99, sizeof p99, st.p99);
+            fmt_us(p999, sizeof p999, st.p999);
+            if (s == DUR_ALOG) {
+                double f = dur_p99_fsyncs(res, c->runs, t);
+                size_t o = 0;
+                if (t > 0) {
+                    double up = dur_ratio(res, c->runs, DUR_ALOG, t, DUR_ALOG, 0);
+                    o = (size_t)snprintf(ratio, sizeof ratio, "vs 1 thread = %.1fx, ", up);
+                }
+                snprintf(ratio + o, sizeof ratio - o, "p99 = %.2f fsyncs", f);
+            } else {
+                double r = dur_ratio(res, c->runs, DUR_ALOG, t, s, t);
+                if (!isfinite(r))
+                    snprintf(ratio, sizeof ratio, "alog/%s = -", durable_sys_name(s));
+                else if (s == DUR_FSYNC)
+                    snprintf(ratio, sizeof ratio, "alog/%s = %.2f", durable_sys_name(s), r);
+                else
+                    snprintf(ratio, sizeof ratio, "alog/%s = %.*fx", durable_sys_name(s),
+                             r < 10 ? 2 : 1, r);
+            }
+            printf("  %7d  %-16s %11s %8s %9s %9s %9s   %s\n", dur_threads[t],
+                   durable_sys_name(s), rps, sp, p50, p99, p999, ratio);
+        }
+    }
+    /* SQLite writers that never got the lock before the drain limit (bench_durable.c). */
+    int noted = 0;
+    for (int t = 0; t < NDT; t++)
+        for (int s = 0; s < DUR_NSYS; s++) {
+            uint64_t ab = 0;
+            for (int i = 0; i < c->runs; i++) ab += res->dur[t][s][i].abandoned;
+            if (ab == 0) continue;
+            if (!noted)
+                printf("abandoned calls (still waiting for the write lock well after the "
+                       "cell's end; the wait so far\ncounts as their latency, a lower "
+                       "bound):");
+            printf("%s %s at %d threads: %" PRIu64 " in %d run%s", noted ? ";" : "",
+                   durable_sys_name(s), dur_threads[t], ab, c->runs, c->runs == 1 ? "" : "s");
+            noted = 1;
+        }
+    if (noted) printf("\n");
+    dur_goal g = dur_goals(c, res);
+    printf("\nGoal, durable appends at %d threads: alog %d threads/1 thread %.1fx (goal >= 30x: "
+           "%s), p99 %.2f fsyncs (goal <= 3: %s)",
+           dur_threads[NDT - 1], dur_threads[NDT - 1], g.scaling, met(g.scaling_met),
+           g.p99_fsyncs, met(g.p99_met));
+    if (c->peers)
+        printf(", alog/SQLite %.1fx and alog/RocksDB %.1fx (goal >= 10x: %s)", g.over_sqlite,
+               g.over_rocksdb, met(g.peers_met));
+    printf("\n");
+}
+
+static void print_cases(const config *c, const results *res) {
     for (int k = 0; k < NCASES; k++) {
         char n[32];
         fmt_count(n, sizeof n, (double)c->n[k]);
@@ -451,7 +662,28 @@ static void print_table(const config *c, const results *res) {
         printf(", alog/SQLite %.1fx and alog/RocksDB %.1fx (goal >= 5x: %s)", sq, rk,
                isfinite(sq) && isfinite(rk) ? (sq >= 5 && rk >= 5 ? "met" : "NOT met") : "-");
     }
-    printf("\nwall time %.0f s\n", res->wall_secs);
+    printf("\n");
+}
+
+static void print_table(const config *c, const results *res) {
+    struct utsname u;
+    char fs[64];
+    uname(&u);
+    fs_type(c->dir, fs, sizeof fs);
+    printf("alog-bench (libalog %s)%s: %d runs, median shown; a ratio is the median of the "
+           "per-run ratios\n",
+           alog_version(), c->quick ? " --quick (smoke test, not a measurement)" : "", c->runs);
+    printf("machine: %s %s, %ld CPUs; data: %s (%s)\n", u.sysname, u.release,
+           sysconf(_SC_NPROCESSORS_ONLN), c->dir, fs);
+    if (c->cases) {
+        printf("appends and scans: fsync never everywhere, no compression, null keys, "
+               "timestamps T0+i; MB = 10^6 bytes\n");
+        printf("disk MB = bytes in the system's files right after the appends; ");
+    }
+    printf("spread = half the min-max range of records/s over the runs\n");
+    if (c->cases) print_cases(c, res);
+    if (c->durable) print_durable(c, res);
+    printf("wall time %.0f s\n", res->wall_secs);
 }
 
 static void jnum(double v) {
@@ -473,14 +705,18 @@ static void jsecs(const run_result *rs, int runs) {
     printf("]");
 }
 
+static void json_timeindex(const config *c, const results *res);
+static void json_durable(const config *c, const results *res);
+
 static void print_json(const config *c, const results *res) {
     printf("{\n  \"tool\": \"alog-bench\", \"libalog\": \"%s\", \"quick\": %s, \"runs\": %d,\n",
            alog_version(), c->quick ? "true" : "false", c->runs);
     printf("  \"statistic\": \"median of runs; ratios are medians of per-run ratios\",\n");
     printf("  \"mb\": 1000000, \"wall_secs\": ");
     jnum(res->wall_secs);
+    const int ncases = c->cases ? NCASES : 0;
     printf(",\n  \"append\": [\n");
-    for (int k = 0; k < NCASES; k++) {
+    for (int k = 0; k < ncases; k++) {
         printf("    {\"case\": \"%s\", \"value_bytes\": %zu, \"records_per_call\": %zu, "
                "\"records\": %" PRIu64 ", \"systems\": [\n",
                cases[k].name, cases[k].vlen, cases[k].chunk, c->n[k]);
@@ -505,10 +741,10 @@ static void print_json(const config *c, const results *res) {
             jsecs(res->app[k][s], c->runs);
             printf("}");
         }
-        printf("\n    ]}%s\n", k + 1 < NCASES ? "," : "");
+        printf("\n    ]}%s\n", k + 1 < ncases ? "," : "");
     }
     printf("  ],\n  \"scan\": [\n");
-    for (int k = 0; k < NCASES; k++) {
+    for (int k = 0; k < ncases; k++) {
         stat_set a = summarize(res->scan[k][SCAN_ALOG], c->runs);
         stat_set r = summarize(res->scan[k][SCAN_READ], c->runs);
         printf("    {\"case\": \"%s\", \"alog_records_per_s\": ", cases[k].name);
@@ -525,11 +761,18 @@ static void print_json(const config *c, const results *res) {
         jsecs(res->scan[k][SCAN_ALOG], c->runs);
         printf(", \"read_secs\": ");
         jsecs(res->scan[k][SCAN_READ], c->runs);
-        printf("}%s\n", k + 1 < NCASES ? "," : "");
+        printf("}%s\n", k + 1 < ncases ? "," : "");
     }
     printf("  ],\n  \"timeindex\": ");
+    json_timeindex(c, res);
+    printf(",\n  \"durable\": ");
+    json_durable(c, res);
+    printf("\n}\n");
+}
+
+static void json_timeindex(const config *c, const results *res) {
     if (!res->ti_done) {
-        printf("null\n}\n");
+        printf("null");
         return;
     }
     double v[6][MAXRUNS] = {{0}};
@@ -559,7 +802,89 @@ static void print_json(const config *c, const results *res) {
     jnum(median(v[4], n));
     printf(", \"max\": ");
     jnum(median(v[5], n));
-    printf("}}\n}\n");
+    printf("}}");
+}
+
+static void jbool(int m) { printf("%s", m < 0 ? "null" : m ? "true" : "false"); }
+
+static void json_durable(const config *c, const results *res) {
+    if (!c->durable) {
+        printf("null");
+        return;
+    }
+    printf("{\"value_bytes\": %d, \"records_per_call\": 1, \"secs_per_cell\": ", DUR_VLEN);
+    jnum(c->durable_secs);
+    printf(", \"one_fsync_us\": ");
+    jnum(dur_one_fsync(res, c->runs));
+    printf(",\n    \"latency\": \"per call, microseconds, percentiles over all threads' "
+           "calls, median of runs\",\n    \"records\": \"acknowledged within the cell's "
+           "secs, per run\",\n    \"cells\": [\n");
+    int first = 1;
+    for (int t = 0; t < NDT; t++)
+        for (int s = 0; s < DUR_NSYS; s++) {
+            if (!c->peers && s >= DUR_SQLITE) break;
+            const durable_result *d = res->dur[t][s];
+            dur_stat st = dur_summarize(d, c->runs);
+            printf("%s      {\"threads\": %d, \"system\": \"%s\", \"ok_runs\": %d, "
+                   "\"records_per_s\": ",
+                   first ? "" : ",\n", dur_threads[t], durable_sys_json(s), st.n);
+            first = 0;
+            jnum(st.n ? st.rps : NAN);
+            printf(", \"p50_us\": ");
+            jnum(st.p50);
+            printf(", \"p99_us\": ");
+            jnum(st.p99);
+            printf(", \"p999_us\": ");
+            jnum(st.p999);
+            printf(", \"max_us\": ");
+            jnum(st.max);
+            printf(", \"alog_over_this\": ");
+            jnum(s == DUR_ALOG ? NAN : dur_ratio(res, c->runs, DUR_ALOG, t, s, t));
+            if (s == DUR_ALOG) {
+                printf(", \"over_1_thread\": ");
+                jnum(dur_ratio(res, c->runs, DUR_ALOG, t, DUR_ALOG, 0));
+                printf(", \"p99_over_one_fsync\": ");
+                jnum(dur_p99_fsyncs(res, c->runs, t));
+            }
+            printf(", \"records\": [");
+            for (int i = 0; i < c->runs; i++) {
+                if (i) printf(", ");
+                if (d[i].r.ok)
+                    printf("%" PRIu64, d[i].r.records);
+                else
+                    printf("null");
+            }
+            printf("], \"abandoned\": [");
+            for (int i = 0; i < c->runs; i++) {
+                if (i) printf(", ");
+                if (d[i].r.ok)
+                    printf("%" PRIu64, d[i].abandoned);
+                else
+                    printf("null");
+            }
+            run_result rr[MAXRUNS];
+            dur_runs(d, c->runs, rr);
+            printf("], \"secs\": ");
+            jsecs(rr, c->runs);
+            printf("}");
+        }
+    dur_goal g = dur_goals(c, res);
+    printf("\n    ],\n    \"goal\": {\"threads\": %d, \"alog_over_1_thread\": ",
+           dur_threads[NDT - 1]);
+    jnum(g.scaling);
+    printf(", \"p99_over_one_fsync\": ");
+    jnum(g.p99_fsyncs);
+    printf(", \"alog_over_sqlite\": ");
+    jnum(g.over_sqlite);
+    printf(", \"alog_over_rocksdb\": ");
+    jnum(g.over_rocksdb);
+    printf(", \"scaling_met\": ");
+    jbool(g.scaling_met);
+    printf(", \"p99_met\": ");
+    jbool(g.p99_met);
+    printf(", \"peers_met\": ");
+    jbool(g.peers_met);
+    printf("}}");
 }
 
 int main(int argc, char **argv) {
@@ -586,8 +911,11 @@ int main(int argc, char **argv) {
     fill_random(pool, pool_len, UINT64_C(0xa109));
 
     double t0 = now_sec();
-    for (int run = 0; run < c.runs; run++)
-        for (int k = 0; k < NCASES; k++) run_case(&c, res, pool, pool_len, k, run);
+    for (int run = 0; run < c.runs; run++) {
+        if (c.cases)
+            for (int k = 0; k < NCASES; k++) run_case(&c, res, pool, pool_len, k, run);
+        if (c.durable) run_durable(&c, res, pool, pool_len, run);
+    }
     if (c.timeindex) run_timeindex(&c, res, pool, pool_len);
     res->wall_secs = now_sec() - t0;
     progress_done();
@@ -599,7 +927,7 @@ int main(int argc, char **argv) {
 
     /* Exit status: 1 if any timed part failed, so that scripts notice. */
     int failed = 0;
-    for (int k = 0; k < NCASES; k++)
+    for (int k = 0; k < (c.cases ? NCASES : 0); k++)
         for (int run = 0; run < c.runs; run++) {
             for (int s = 0; s < NSYS; s++)
                 if ((c.peers || s < SYS_SQLITE) && !res->app[k][s][run].ok) failed = 1;
@@ -609,6 +937,11 @@ int main(int argc, char **argv) {
     if (c.timeindex)
         for (int run = 0; run < c.runs; run++)
             if (!res->ti[run].ok) failed = 1;
+    if (c.durable)
+        for (int t = 0; t < NDT; t++)
+            for (int s = 0; s < DUR_NSYS; s++)
+                for (int run = 0; run < c.runs; run++)
+                    if ((c.peers || s < DUR_SQLITE) && !res->dur[t][s][run].r.ok) failed = 1;
     free(pool);
     free(res);
     return failed;
