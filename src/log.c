@@ -37,7 +37,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -956,15 +955,50 @@ static void futex_wake(atomic_int *w) {
     syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static void greq_finish(greq *r, alog_err e) {
+/* Futex words to wake once the leader has let go (waking 64 threads takes a while;
+ * the next leader should not wait for it). */
+typedef struct wake_list {
+    atomic_int **w;
+    size_t n, cap;
+} wake_list;
+
+/* Gives r its result. After this r must not be touched: its owner may return (r lives
+ * on its stack) at any moment; only its futex address is kept, for the wake-up. */
+static void greq_finish(greq *r, alog_err e, wake_list *wl) {
     r->err = e;
     if (e) snprintf(r->msg, sizeof r->msg, "%s", alog_last_error());
-    atomic_store_explicit(&r->done, 1, memory_order_release);
-    futex_wake(&r->done);
+    atomic_int *w = &r->done;
+    if (wl->n == wl->cap) {
+        size_t cap = wl->cap ? wl->cap * 2 : 64;
+        atomic_int **p = realloc(wl->w, cap * sizeof *p);
+        if (!p) { /* cannot defer: wake now */
+            atomic_store_explicit(w, 1, memory_order_release);
+            futex_wake(w);
+            return;
+        }
+        wl->w = p;
+        wl->cap = cap;
+    }
+    wl->w[wl->n++] = w;
+    atomic_store_explicit(w, 1, memory_order_release);
+}
+
+static void wake_all(wake_list *wl) {
+    for (size_t i = 0; i < wl->n; i++) futex_wake(wl->w[i]);
+    wl->n = 0;
+}
+
+static void gq_push(alog *log, greq *r) {
+    greq *head = atomic_load_explicit(&log->gq_head, memory_order_relaxed);
+    do {
+        r->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&log->gq_head, &head, r,
+                                                    memory_order_release,
+                                                    memory_order_relaxed));
 }
 
 /* One round of the leader over *pending (FIFO; new arrivals appended first). */
-static void group_round(alog *log, greq **pending) {
+static void group_round(alog *log, greq **pending, wake_list *wl) {
     greq *got = atomic_exchange_explicit(&log->gq_head, NULL, memory_order_acquire);
     greq *rev = NULL;
     while (got) { /* the stack is newest first */
@@ -993,7 +1027,7 @@ static void group_round(alog *log, greq **pending) {
                                      &must_roll);
         if (e) {
             *pending = r->next;
-            greq_finish(r, e);
+            greq_finish(r, e, wl);
             continue;
         }
         if (must_roll) break; /* the rest goes in the next round, after a roll */
@@ -1046,17 +1080,8 @@ static void group_round(alog *log, greq **pending) {
     pthread_mutex_unlock(&log->pub_mu);
     for (greq *r = group, *n; r; r = n) {
         n = r->next;
-        greq_finish(r, e);
+        greq_finish(r, e, wl);
     }
-}
-
-static void gq_push(alog *log, greq *r) {
-    greq *head = atomic_load_explicit(&log->gq_head, memory_order_relaxed);
-    do {
-        r->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&log->gq_head, &head, r,
-                                                    memory_order_release,
-                                                    memory_order_relaxed));
 }
 
 /* Leads rounds until self is done, then hands the queue over. The leader only touches
@@ -1064,26 +1089,32 @@ static void gq_push(alog *log, greq *r) {
  * on its stack) before the leader of its round marks it done. */
 static void lead(alog *log, greq *self) {
     greq *pending = NULL;
+    wake_list wl = {0};
     for (;;) {
-        do {
-            group_round(log, &pending);
-        } while (atomic_load_explicit(&self->done, memory_order_acquire) != 1);
+        for (;;) {
+            group_round(log, &pending, &wl);
+            if (atomic_load_explicit(&self->done, memory_order_acquire) == 1) break;
+            wake_all(&wl);
+        }
         while (pending) { /* did not fit before a roll: back on the queue */
             greq *p = pending;
             pending = p->next;
             gq_push(log, p);
         }
-        /* Ask the oldest-queued waiter we can see to lead next. */
+        /* Ask the newest-queued waiter to lead next: mark it while we still lead (so it
+         * cannot have returned), wake it once we let go. A wake-up of a request that
+         * finished meanwhile only touches the futex hash, not its memory. */
         greq *q = atomic_load_explicit(&log->gq_head, memory_order_acquire);
-        if (q) {
-            atomic_store_explicit(&q->done, 2, memory_order_release);
-            futex_wake(&q->done);
-        }
+        if (q) atomic_store_explicit(&q->done, 2, memory_order_release);
         atomic_store_explicit(&log->g_leader, 0, memory_order_release);
-        if (q) return;
+        if (q) futex_wake(&q->done);
+        wake_all(&wl); /* the next leader is already on its way */
         /* Someone may have queued after we looked and found us still leading. */
-        if (!atomic_load_explicit(&log->gq_head, memory_order_acquire)) return;
-        if (atomic_exchange_explicit(&log->g_leader, 1, memory_order_acquire)) return;
+        if (q || !atomic_load_explicit(&log->gq_head, memory_order_acquire) ||
+            atomic_exchange_explicit(&log->g_leader, 1, memory_order_acquire)) {
+            free(wl.w);
+            return;
+        }
     }
 }
 
@@ -1102,10 +1133,8 @@ static alog_err append_durable(alog *log, uint8_t *buf, size_t len, int64_t *bas
             lead(log, &r);
             continue;
         }
-        if (d == 2) {
-            sched_yield(); /* asked to lead: the old leader is about to let go */
-            continue;
-        }
+        /* Someone else leads: it will take our request or hand the queue on. */
+        if (d == 2 && !atomic_compare_exchange_strong(&r.done, &d, 0)) continue;
         futex_wait(&r.done, 0);
     }
     if (r.err) return err_set(r.err, 0, "%s", r.msg);
