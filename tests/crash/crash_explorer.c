@@ -492,7 +492,7 @@ enum mode { ONLY_DURABLE, EVERYTHING, RANDOM };
 static void file_state(const mfile *f, enum mode m, fbuf *out) {
     fb_resize(out, 0);
     fb_resize(out, f->durable.len);
-    memcpy(out->p, f->durable.p, f->durable.len);
+    if (f->durable.len) memcpy(out->p, f->durable.p, f->durable.len);
     for (size_t i = 0; i < f->npend; i++) {
         const op *o = &rec.ops[f->pend[i]];
         if (m == ONLY_DURABLE) break;
