@@ -12,7 +12,7 @@ CMAKE_Q  = cmake -S . -Wno-dev --log-level=WARNING
 BUILD    = build
 
 .PHONY: all setup build build-asan build-tsan build-fuzz test test-release test-asan \
-        test-tsan test-fuzz run bench install clean
+        test-tsan test-fuzz test-long run bench install clean
 
 all: build
 
@@ -59,6 +59,10 @@ test-fuzz: build-fuzz
 
 test: test-release test-asan test-tsan test-fuzz
 	@echo "make test: all suites passed"
+
+# The long crash-consistency runs: 100,000 crash states and 10,000 kill -9 rounds.
+test-long: build
+	@cd $(BUILD) && ALOG_LONG=1 ctest --output-on-failure --timeout 7200 -R "crash_explorer|test_kill9"
 
 run: build
 	@bash scripts/run.sh

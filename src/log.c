@@ -158,7 +158,7 @@ static alog_err take_lock(alog *log) {
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
         char pid[32] = "";
-        ssize_t r = pread(fd, pid, sizeof pid - 1, 0);
+        ssize_t r = io->pread(fd, pid, sizeof pid - 1, 0);
         pid[r > 0 ? r : 0] = '\0';
         pid[strcspn(pid, "\n")] = '\0';
         io->close(fd);

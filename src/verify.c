@@ -132,7 +132,7 @@ static alog_err scan_file(scan_ctx *sc, uint64_t *valid, int64_t *next_offset) {
             sc->progress(sc->done_before + pos, sc->total, sc->progress_ctx);
     }
     abuf_free(&decomp);
-    if (map) munmap((void *)map, size);
+    if (map) io->munmap((void *)map, size);
     *valid = pos;
     if (next_offset) *next_offset = expect >= 0 ? expect : prev_last + 1;
     return e;
