@@ -4,6 +4,7 @@
 #   make test     everything CI runs: the suite in a release build, again under
 #                 ASan+UBSan, the concurrent tests under TSan, each fuzz target briefly
 #   make bench    the benchmarks (not part of make test)
+#   make test-long  the long crash-consistency runs (not part of make test)
 #   make install  library, header, CLI and alog.pc (PREFIX=/usr/local by default)
 
 JOBS    ?= $(shell nproc)
