@@ -302,6 +302,26 @@ ALOG_API alog_err alog_cursor_next(alog_cursor *cur, alog_record *rec);
  * handle (another process's writer) waits with inotify on the log directory. */
 ALOG_API alog_err alog_cursor_wait(alog_cursor *cur, int timeout_ms);
 
+/* Raw batches, for a server that sends segment bytes as they are (Kafka's Fetch). */
+typedef struct alog_raw {
+    int fd;               /* the segment file; valid until alog_raw_release() */
+    uint64_t position;    /* byte position of the first batch in that file */
+    uint64_t length;      /* bytes of whole batches from there; 0 at the end of the log */
+    const void *data;     /* the same bytes, mapped read-only */
+    int64_t base_offset;  /* base offset of the first batch (may be below the offset asked) */
+    int64_t next_offset;  /* one past the last offset in these batches */
+    void *internal;
+} alog_raw;
+
+/* Whole batches starting with the one that holds offset, from one segment, as many as
+ * fit in max_bytes but at least one (Kafka's rule: a batch larger than max_bytes is
+ * still returned whole). offset == alog_next_offset(): length 0. ALOG_ERANGE below the
+ * first offset or above the next; ALOG_ECORRUPT if a batch fails its checks (CRC when
+ * verify_reads is on). On success *out holds a reference to the segment (its file
+ * stays open and mapped even if retention deletes it) until alog_raw_release(). */
+ALOG_API alog_err alog_read_raw(alog *log, int64_t offset, size_t max_bytes, alog_raw *out);
+ALOG_API void alog_raw_release(alog_raw *raw);
+
 /* Moves the cursor to offset (same rules as alog_cursor_open). */
 ALOG_API alog_err alog_cursor_seek(alog_cursor *cur, int64_t offset);
 

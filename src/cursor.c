@@ -336,3 +336,74 @@ alog_err alog_cursor_wait(alog_cursor *c, int timeout_ms) {
     pthread_mutex_unlock(&log->pub_mu);
     return e;
 }
+
+/* ---- raw batches (a server's Fetch) ------------------------------------------------ */
+
+alog_err alog_read_raw(alog *log, int64_t offset, size_t max_bytes, alog_raw *out) {
+    err_clear();
+    if (!log || !out) return err_set(ALOG_EINVAL, 0, "alog_read_raw: bad arguments");
+    memset(out, 0, sizeof *out);
+    out->fd = -1;
+    if (log->opts.read_only) {
+        alog_err e = refresh(log);
+        if (e) return e;
+    }
+    /* A cursor positioned at offset knows the segment and the batch's position. */
+    alog_cursor c;
+    memset(&c, 0, sizeof c);
+    c.log = log;
+    pthread_rwlock_rdlock(&log->list_lock);
+    alog_err e = seek_listed(&c, offset);
+    pthread_rwlock_unlock(&log->list_lock);
+    if (e) {
+        set_segment(&c, NULL);
+        return e;
+    }
+    segment *s = c.seg;
+    uint64_t end = atomic_load_explicit(&s->pub_pos, memory_order_acquire);
+    out->fd = s->fd;
+    out->position = c.pos;
+    out->base_offset = offset;
+    out->next_offset = offset;
+    out->internal = s; /* the reference seek_listed took */
+    if (c.pos >= end) return ALOG_OK; /* at the end */
+    const uint8_t *map;
+    e = segment_map(s, end, end > log->opts.segment_bytes ? end : log->opts.segment_bytes, &map);
+    uint64_t pos = c.pos;
+    while (!e && pos < end) {
+        batch_header h;
+        char why_buf[160];
+        const char *why;
+        if (log->opts.verify_reads) {
+            why = batch_check(map + pos, end - pos, &h, why_buf, sizeof why_buf);
+        } else {
+            batch_header_parse(map + pos, &h);
+            why = batch_header_check(&h);
+            if (!why && batch_size(&h) > end - pos) why = "batch runs past the end of the segment";
+        }
+        if (why) {
+            e = err_set(ALOG_ECORRUPT, 0, "%s: %s, in the batch at byte position %" PRIu64,
+                        s->path, why, pos);
+            break;
+        }
+        if (pos > c.pos && pos - c.pos + batch_size(&h) > max_bytes) break;
+        if (pos == c.pos) out->base_offset = h.base_offset;
+        out->next_offset = batch_last_offset(&h) + 1;
+        pos += batch_size(&h);
+    }
+    if (e) {
+        alog_raw_release(out);
+        return e;
+    }
+    out->length = pos - c.pos;
+    out->data = map + c.pos;
+    return ALOG_OK;
+}
+
+void alog_raw_release(alog_raw *raw) {
+    if (!raw || !raw->internal) return;
+    segment_release(raw->internal);
+    raw->internal = NULL;
+    raw->fd = -1;
+    raw->data = NULL;
+}

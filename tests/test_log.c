@@ -529,6 +529,65 @@ static void test_open_directories(void **state) {
     free(root);
 }
 
+/* alog_read_raw: whole batches from the one holding the offset, within one segment,
+ * at least one even past max_bytes, the bytes exactly as in the segment file. */
+static void test_read_raw(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("raw");
+    alog_options o = small_opts();
+    o.segment_bytes = 2000;
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    /* Batches of 5 records: offsets 5k..5k+4. */
+    for (int b = 0; b < 20; b++) {
+        alog_record recs[5];
+        char vals[5][32];
+        for (int j = 0; j < 5; j++) {
+            int vl = snprintf(vals[j], sizeof vals[j], "value-%d", b * 5 + j);
+            recs[j] = (alog_record){0, 1000 + b * 5 + j, NULL, 0, vals[j], (size_t)vl, NULL, 0};
+        }
+        TU_OK(alog_append_batch(log, recs, 5, NULL));
+    }
+    alog_raw r;
+    /* Mid-batch offset: the whole batch holding it. */
+    TU_OK(alog_read_raw(log, 7, 1, &r));
+    assert_int_equal(r.base_offset, 5);
+    assert_int_equal(r.next_offset, 10); /* one batch: max_bytes 1 is below its size */
+    assert_true(r.length > 61);
+    char p[4096];
+    tu_segment_path(p, sizeof p, dir, 0, "log");
+    size_t flen;
+    uint8_t *file = tu_read_file(p, &flen);
+    assert_true(r.position + r.length <= flen);
+    assert_memory_equal(r.data, file + r.position, r.length);
+    uint8_t buf[4096];
+    assert_int_equal(pread(r.fd, buf, r.length, (off_t)r.position), (ssize_t)r.length);
+    assert_memory_equal(buf, r.data, r.length);
+    free(file);
+    alog_raw_release(&r);
+    /* A large max_bytes: every batch to the end of that segment, no further. */
+    TU_OK(alog_read_raw(log, 0, 1 << 20, &r));
+    assert_int_equal(r.base_offset, 0);
+    alog_segment_info *segs;
+    size_t n;
+    TU_OK(alog_segments(log, &segs, &n));
+    assert_true(n > 1);
+    assert_int_equal(r.next_offset, segs[0].next_offset);
+    assert_int_equal(r.length, segs[0].size_bytes);
+    alog_free(segs);
+    alog_raw_release(&r);
+    /* At the end: nothing, and no error. Beyond it or below the start: range errors. */
+    TU_OK(alog_read_raw(log, 100, 1 << 20, &r));
+    assert_int_equal(r.length, 0);
+    assert_int_equal(r.next_offset, 100);
+    alog_raw_release(&r);
+    assert_int_equal(alog_read_raw(log, 101, 100, &r), ALOG_ERANGE);
+    assert_int_equal(alog_read_raw(log, -1, 100, &r), ALOG_ERANGE);
+    TU_OK(alog_close(log));
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_read_roll_reopen),
@@ -540,6 +599,7 @@ int main(void) {
         cmocka_unit_test(test_append_raw),
         cmocka_unit_test(test_reopen_keeps_appending_many_times),
         cmocka_unit_test(test_open_directories),
+        cmocka_unit_test(test_read_raw),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
