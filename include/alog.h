@@ -204,8 +204,9 @@ typedef struct alog_recovery_info {
 ALOG_API alog_err alog_open(const char *dir, const alog_options *opts, alog **out);
 
 /* Syncs and closes the log (a clean close: the next open checks nothing), then frees
- * it. Returns the error of the final sync, if any; the handle is freed either way.
- * Cursors must be closed first. */
+ * it. Returns the error of the final sync, if any, or ALOG_EFAILED if the log had
+ * failed earlier (appends since the failure may not be on disk; the next open
+ * recovers); the handle is freed either way. Cursors must be closed first. */
 ALOG_API alog_err alog_close(alog *log);
 
 /* What recovery did at open. Valid until alog_close(). */

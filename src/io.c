@@ -72,11 +72,29 @@ alog_err io_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *pat
     return ALOG_OK;
 }
 
+/* EINTR means the call was interrupted before it completed, not that it failed: the
+ * sync is simply asked for again (anything else is a real failure, never retried). */
+int io_fdatasync(int fd) {
+    int r;
+    do {
+        r = io->fdatasync(fd);
+    } while (r != 0 && errno == EINTR);
+    return r;
+}
+
+int io_fsync(int fd) {
+    int r;
+    do {
+        r = io->fsync(fd);
+    } while (r != 0 && errno == EINTR);
+    return r;
+}
+
 alog_err io_fsync_dir(const char *dir) {
     int fd = io->open(dir, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0) return err_sys(errno, "open directory %s", dir);
     alog_err e = ALOG_OK;
-    if (io->fsync(fd) != 0) e = err_sys(errno, "fsync directory %s", dir);
+    if (io_fsync(fd) != 0) e = err_sys(errno, "fsync directory %s", dir);
     io->close(fd);
     return e;
 }
@@ -88,7 +106,7 @@ alog_err io_replace_file(const char *dir, const char *name, const void *data, si
     int fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) return err_sys(errno, "create %s", tmp);
     alog_err e = io_pwrite_all(fd, data, len, 0, tmp);
-    if (!e && io->fsync(fd) != 0) e = err_sys(errno, "fsync %s", tmp);
+    if (!e && io_fsync(fd) != 0) e = err_sys(errno, "fsync %s", tmp);
     if (io->close(fd) != 0 && !e) e = err_sys(errno, "close %s", tmp);
     if (!e && io->rename(tmp, dst) != 0) e = err_sys(errno, "rename %s to %s", tmp, dst);
     if (!e) e = io_fsync_dir(dir);

@@ -41,6 +41,9 @@ extern const io_ops io_posix;
 alog_err io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path);
 /* Reads exactly n bytes at off (ALOG_EIO on a short read, naming path). */
 alog_err io_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path);
+/* fdatasync / fsync through the table, asked again after EINTR. */
+int io_fdatasync(int fd);
+int io_fsync(int fd);
 /* fsync of a directory, so that file creations, renames and removals in it persist. */
 alog_err io_fsync_dir(const char *dir);
 /* Durably replaces dir/name with data: dir/name.tmp, fsync, rename, fsync dir. */

@@ -375,7 +375,7 @@ static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *d
             uint64_t tpos = a->st.position;
             segment_ref(a);
             pthread_mutex_unlock(&log->pub_mu);
-            int rc = io->fdatasync(a->fd), err = errno;
+            int rc = io_fdatasync(a->fd), err = errno;
             pthread_mutex_lock(&log->pub_mu);
             log->sync_running = 0;
             alog_err e = ALOG_OK;
@@ -478,9 +478,9 @@ static alog_err log_sync_locked(alog *log, int force_checkpoint) {
     pthread_cond_broadcast(&log->dur_cv);
     pthread_mutex_unlock(&log->pub_mu);
     if (due) {
-        if (a->ofd >= 0 && io->fdatasync(a->ofd) != 0)
+        if (a->ofd >= 0 && io_fdatasync(a->ofd) != 0)
             return fail_log(log, err_sys(errno, "fdatasync %s", a->opath));
-        if (a->tfd >= 0 && io->fdatasync(a->tfd) != 0)
+        if (a->tfd >= 0 && io_fdatasync(a->tfd) != 0)
             return fail_log(log, err_sys(errno, "fdatasync %s", a->tpath));
         if (!force_checkpoint) return checkpoint_write(log, 0);
     }
@@ -657,8 +657,8 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
             segment *a = log_active(log);
             if (!log->recovery.clean) {
                 e = segment_sync_data(a);
-                if (!e && a->ofd >= 0 && io->fdatasync(a->ofd) != 0) e = err_sys(errno, "fdatasync %s", a->opath);
-                if (!e && a->tfd >= 0 && io->fdatasync(a->tfd) != 0) e = err_sys(errno, "fdatasync %s", a->tpath);
+                if (!e && a->ofd >= 0 && io_fdatasync(a->ofd) != 0) e = err_sys(errno, "fdatasync %s", a->opath);
+                if (!e && a->tfd >= 0 && io_fdatasync(a->tfd) != 0) e = err_sys(errno, "fdatasync %s", a->tpath);
             }
             if (!e) e = checkpoint_write(log, 0);
             if (e) goto fail;
@@ -699,6 +699,9 @@ alog_err alog_close(alog *log) {
         if (!e && !atomic_load(&log->failed)) {
             e = log_sync_locked(log, 1);
             if (!e) e = checkpoint_write(log, 1);
+        } else if (!e) {
+            /* Nothing written since the failure is known to be on disk: say so. */
+            e = failed_err(log);
         }
         pthread_mutex_unlock(&log->mu);
     }
@@ -943,6 +946,7 @@ typedef struct greq {
     batch_header h;
     int64_t base;
     alog_err err;
+    int errnum;
     char msg[400];
     atomic_int done; /* futex word: 0 waiting, 1 done, 2 asked to lead */
     struct greq *next;
@@ -967,7 +971,10 @@ typedef struct wake_list {
  * on its stack) at any moment; only its futex address is kept, for the wake-up. */
 static void greq_finish(greq *r, alog_err e, wake_list *wl) {
     r->err = e;
-    if (e) snprintf(r->msg, sizeof r->msg, "%s", alog_last_error());
+    if (e) {
+        snprintf(r->msg, sizeof r->msg, "%s", alog_last_error());
+        r->errnum = alog_last_errno();
+    }
     atomic_int *w = &r->done;
     if (wl->n == wl->cap) {
         size_t cap = wl->cap ? wl->cap * 2 : 64;
@@ -1147,7 +1154,7 @@ static alog_err append_durable(alog *log, uint8_t *buf, size_t len, int64_t *bas
         if (atomic_load_explicit(&r.done, memory_order_acquire) != 0) continue;
         futex_wait(&r.done, 0);
     }
-    if (r.err) return err_set(r.err, 0, "%s", r.msg);
+    if (r.err) return err_set(r.err, r.errnum, "%s", r.msg);
     if (base_out) *base_out = r.base;
     return ALOG_OK;
 }

@@ -391,14 +391,14 @@ alog_err segment_seal(segment *seg) {
     }
     alog_err e = segment_flush_index(seg);
     if (e) return e;
-    if (io->fdatasync(seg->fd) != 0) return err_sys(errno, "fdatasync %s", seg->path);
-    if (seg->ofd >= 0 && io->fdatasync(seg->ofd) != 0) return err_sys(errno, "fdatasync %s", seg->opath);
-    if (seg->tfd >= 0 && io->fdatasync(seg->tfd) != 0) return err_sys(errno, "fdatasync %s", seg->tpath);
+    if (io_fdatasync(seg->fd) != 0) return err_sys(errno, "fdatasync %s", seg->path);
+    if (seg->ofd >= 0 && io_fdatasync(seg->ofd) != 0) return err_sys(errno, "fdatasync %s", seg->opath);
+    if (seg->tfd >= 0 && io_fdatasync(seg->tfd) != 0) return err_sys(errno, "fdatasync %s", seg->tpath);
     return ALOG_OK;
 }
 
 alog_err segment_sync_data(segment *seg) {
-    if (io->fdatasync(seg->fd) != 0) return err_sys(errno, "fdatasync %s", seg->path);
+    if (io_fdatasync(seg->fd) != 0) return err_sys(errno, "fdatasync %s", seg->path);
     return ALOG_OK;
 }
 
