@@ -35,4 +35,31 @@ void tu_copy_file(const char *from, const char *to);
             fail_msg("%s -> %s: %s", #expr, alog_err_name(tu_e_), alog_last_error()); \
     } while (0)
 
+/* ---- seeded records (crash and fault tests) ----------------------------------------
+ * A record made from a 64-bit seed alone: key "k" + the seed in 16 hex digits, a
+ * timestamp, value "r<seed in decimal>-" followed by pseudo-random bytes (a null value
+ * for about one seed in 31; a 16-20 KiB value for about one in 400; a 64-128 KiB one
+ * when bit 62 of the seed is set: TU_SREC_BIG), and 0-2 headers (one holds the seed
+ * again). tu_srec_check() regenerates the record from the seed in its key and
+ * compares every field, so a reader can tell whether a record it found is byte for
+ * byte one that a writer produced. */
+#define TU_SREC_BIG (1ull << 62)
+uint64_t tu_splitmix64(uint64_t *state);
+typedef struct tu_srec {
+    alog_record rec; /* points into this struct; valid until the next make or free */
+    alog_header hdrs[2];
+    char key[24];
+    uint8_t seed_be[8];
+    uint8_t hval[48];
+    uint8_t *val;
+    size_t val_cap;
+} tu_srec;
+/* Fills s->rec with the record of seed. s starts zeroed; free with tu_srec_free. */
+void tu_srec_make(tu_srec *s, uint64_t seed);
+void tu_srec_free(tu_srec *s);
+/* 1 if r is exactly the record of the seed its key names (*seed_out gets the seed);
+ * else 0 with what differs in why. scratch is a tu_srec the check may reuse. */
+int tu_srec_check(tu_srec *scratch, const alog_record *r, uint64_t *seed_out, char *why,
+                  size_t why_len);
+
 #endif
