@@ -15,7 +15,7 @@
  * a .log file that writes half its bytes and then fails with EIO or ENOSPC (after a
  * number of good calls, for a number of calls; slowly, so that other writers reserve
  * space behind the failing batch meanwhile); short writes of 1-7 bytes on every
- * pwrite; EINTR from every other pwrite/pread; EINTR or EIO from fdatasync (EIO:
+ * pwrite; EINTR from every other pwrite/pread/fsync; EINTR or EIO from fdatasync (EIO:
  * after a number of good .log syncs, then from every fdatasync/fsync until cleared).
  * It also tracks which offsets reached the .log files before the last successful
  * fdatasync began, to check that no durable append returns before its fsync.
@@ -43,18 +43,14 @@
 #include "io.h"
 #include "testutil.h"
 
-/* Known engine issues (reported; src/ is not changed by these tests). Each is checked
- * leniently and its outcome printed; build with -DFAULTS_STRICT=1 to make them fail:
- *   1. EINTR from fdatasync is taken as a failed fsync and fails the log for good
- *      (sync_to_locked in src/log.c). POSIX allows fsync to return EINTR, which says
- *      the call was interrupted, not that write-back failed, so a retry is safe.
- *   2. alog_close() of a log that failed returns ALOG_OK although it did not (could
- *      not) sync what was appended.
- *   3. A durable append that fails (group commit) loses the errno: alog_last_errno()
- *      is 0, while a plain append that fails the same way reports it. */
-#ifndef FAULTS_STRICT
-#define FAULTS_STRICT 0
-#endif
+/* Three checks here guard behaviour these tests first found missing (since fixed):
+ *   1. EINTR from fdatasync/fsync is asked again, not taken as a failed fsync (which
+ *      would fail the log for good). POSIX allows fsync to return EINTR, which says
+ *      the call was interrupted, not that write-back failed.
+ *   2. alog_close() of a log that failed returns ALOG_EFAILED: what was appended
+ *      after the failure was never synced.
+ *   3. A durable append (group commit) that fails keeps the errno in
+ *      alog_last_errno(), as a plain append does. */
 
 /* ---- the fake io table ------------------------------------------------------------ */
 
@@ -73,10 +69,11 @@ static struct {
     atomic_int short_on, short_calls;
     atomic_uint short_seq;
 
-    /* EINTR before doing anything, from every other pwrite / pread (any file). */
-    atomic_int eintr_pwrite, eintr_pread;
-    atomic_uint eintr_wseq, eintr_rseq;
-    atomic_int eintr_pwrite_injected, eintr_pread_injected;
+    /* EINTR before doing anything, from every other pwrite / pread / fdatasync and
+     * fsync (any file). */
+    atomic_int eintr_pwrite, eintr_pread, eintr_sync;
+    atomic_uint eintr_wseq, eintr_rseq, eintr_sseq;
+    atomic_int eintr_pwrite_injected, eintr_pread_injected, eintr_sync_injected;
 
     /* fdatasync of a .log file: the next fds_eintr calls fail with EINTR. */
     atomic_int fds_eintr, fds_eintr_injected;
@@ -172,7 +169,18 @@ static ssize_t fake_pread(int fd, void *buf, size_t n, off_t off) {
     return pread(fd, buf, n, off);
 }
 
+/* Every other fdatasync/fsync fails with EINTR while eintr_sync is set. */
+static int sync_eintr(void) {
+    if (atomic_load(&fk.eintr_sync) && atomic_fetch_add(&fk.eintr_sseq, 1) % 2 == 0) {
+        atomic_fetch_add(&fk.eintr_sync_injected, 1);
+        errno = EINTR;
+        return 1;
+    }
+    return 0;
+}
+
 static int fake_fdatasync(int fd) {
+    if (sync_eintr()) return -1;
     int is_log = fd_is_log(fd);
     if (is_log && atomic_load(&fk.fds_eintr) > 0 && atomic_fetch_sub(&fk.fds_eintr, 1) > 0) {
         atomic_fetch_add(&fk.fds_eintr_injected, 1);
@@ -205,6 +213,7 @@ static int fake_fdatasync(int fd) {
 }
 
 static int fake_fsync(int fd) {
+    if (sync_eintr()) return -1;
     if (atomic_load(&fk.fds_failing)) {
         atomic_fetch_add(&fk.fds_failed_calls, 1);
         errno = EIO;
@@ -441,7 +450,7 @@ static void test_pwrite_eio_cuts_and_goes_on(void **state) {
             fail_msg("append during EIO: %s (%s)", alog_err_name(e), alog_last_error());
         assert_non_null(strstr(alog_last_error(), seg)); /* names the file */
         errnos[round] = alog_last_errno();
-        if (!round || FAULTS_STRICT) assert_int_equal(errnos[round], EIO); /* KNOWN ISSUE 3 */
+        assert_int_equal(errnos[round], EIO); /* check 3: durable appends keep it too */
         assert_int_equal(off, -1);
         journal_add(&j, s, 5, -1, e);
         counter += 5;
@@ -551,12 +560,12 @@ static void test_eintr_pwrite_pread(void **state) {
     free(dir);
 }
 
-/* EINTR from the fdatasync of a durable append. Required either way: no append is
- * acknowledged durable unless an fsync covering it succeeded. Expected (known issue 1
- * at the top): the engine retries and the append succeeds. Today it fails the log
- * instead; then it must behave as after any failed fsync (EFAILED, sticky) and a
- * reopen must recover everything acknowledged. */
-static void test_eintr_fdatasync(void **state) {
+/* EINTR from fsync is asked again (check 1 at the top). First one EINTR from the
+ * fdatasync of a durable append: it succeeds, and only after an fsync that covers it
+ * did. Then EINTR from every other fdatasync and fsync of any file through a workload
+ * that syncs in every way (group commit, alog_sync, segment seals, directory fsyncs,
+ * checkpoints, close): nothing fails and everything is there after a reopen. */
+static void test_eintr_fsync(void **state) {
     (void)state;
     char *dir = tu_tmpdir("faults-eintr-sync");
     alog_options o = opts(ALOG_FSYNC_NEVER, 1 << 20);
@@ -571,39 +580,38 @@ static void test_eintr_fdatasync(void **state) {
     uint64_t s = seed_of(0, counter);
     int64_t off = -1;
     alog_err e = append_seeded(log, s, 4, ALOG_APPEND_DURABLE, bufs, &off);
+    free_bufs(bufs, 4);
+    if (e) fail_msg("durable append after one EINTR from fdatasync: %s: %s", alog_err_name(e),
+                    alog_last_error());
+    assert_int_equal(atomic_load(&fk.fds_eintr_injected), 1);
     journal_add(&j, s, 4, off, e);
     counter += 4;
-    assert_int_equal(atomic_load(&fk.fds_eintr_injected), 1);
-    const char *outcome;
-    if (e == ALOG_OK) {
-        /* Retried: the fsync that succeeded covers the batch. */
-        assert_true(atomic_load(&fk.synced_next) >= off + 4);
-        assert_true(alog_durable_offset(log) >= off + 4);
-        append_ok_run(log, &j, 0, &counter, 10, 2);
-        outcome = "retried: the durable append succeeded";
-    } else {
-        /* KNOWN ISSUE 1: sync_to_locked() in src/log.c treats any non-zero fdatasync
-         * result, EINTR included, as a failed fsync (fail_log). */
-        if (FAULTS_STRICT)
-            fail_msg("EINTR from fdatasync was not retried: %s: %s", alog_err_name(e),
-                     alog_last_error());
-        assert_int_equal(e, ALOG_EFAILED);
-        assert_non_null(strstr(alog_last_error(), "fdatasync"));
-        alog_record r = {0, 1000, NULL, 0, "x", 1, NULL, 0};
-        assert_int_equal(alog_append(log, &r, NULL), ALOG_EFAILED);
-        outcome = "NOT retried: the log failed (ALOG_EFAILED until reopened) -- known issue 1";
-    }
-    free_bufs(bufs, 4);
-    alog_err ce = alog_close(log);
-    if (e && FAULTS_STRICT) assert_int_equal(ce, ALOG_EFAILED); /* KNOWN ISSUE 2 */
-    TU_OK(alog_open(dir, &o, &log));
-    uint64_t extra = check_log(log, &j, CHECK_FAILED_MAY_BE_THERE);
-    int64_t n = alog_next_offset(log);
+    /* The fsync that did succeed covers the batch. */
+    assert_true(atomic_load(&fk.synced_next) >= off + 4);
+    assert_true(alog_durable_offset(log) >= off + 4);
+    append_ok_run(log, &j, 0, &counter, 10, 2);
     TU_OK(alog_close(log));
-    verify_dir(dir, n);
-    print_message("fdatasync EINTR: injected 1 into a durable append: %s; alog_close then "
-                  "returned %s; after reopen %" PRId64 " records (%" PRIu64 " of them from the "
-                  "unconfirmed append)\n", outcome, alog_err_name(ce), n, extra);
+    TU_OK(alog_open(dir, &o, &log));
+    assert_int_equal(check_log(log, &j, CHECK_EXACT), 0);
+    int64_t n1 = alog_next_offset(log);
+    TU_OK(alog_close(log));
+    verify_dir(dir, n1);
+    journal_free(&j);
+    tu_rmrf(dir);
+    free(dir);
+
+    dir = tu_tmpdir("faults-eintr-sync2");
+    journal_init(&j);
+    atomic_store(&fk.eintr_sync, 1);
+    int64_t n2;
+    mixed_workload(dir, &j, &n2);
+    atomic_store(&fk.eintr_sync, 0);
+    assert_true(atomic_load(&fk.eintr_sync_injected) > 10);
+    print_message("fsync EINTR: 1 from a durable append's fdatasync: retried, the append "
+                  "succeeded after a covering fsync (%" PRId64 " records); then %d from every "
+                  "other fdatasync/fsync of any file (group commit, sync, seals, directory, "
+                  "checkpoints, close): nothing failed, %" PRId64 " records intact\n", n1,
+                  atomic_load(&fk.eintr_sync_injected), n2);
     journal_free(&j);
     tu_rmrf(dir);
     free(dir);
@@ -729,10 +737,9 @@ static void test_fsync_eio_concurrent_durable_writers(void **state) {
     assert_int_equal(atomic_load(&cb.err), ALOG_EFAILED);
     /* Acknowledged records read back from the failed handle too. */
     check_log(log, &j, CHECK_FAILED_MAY_BE_THERE);
-    /* KNOWN ISSUE 2: the records past `durable` were never synced, yet alog_close()
-     * ("returns the error of the final sync") says ALOG_OK. */
+    /* Check 2: the records past `durable` were never synced, and close says so. */
     alog_err ce = alog_close(log);
-    if (FAULTS_STRICT) assert_int_equal(ce, ALOG_EFAILED);
+    assert_int_equal(ce, ALOG_EFAILED);
 
     /* Reopen: recovery keeps every acknowledged record. */
     TU_OK(alog_open(dir, &o, &log));
@@ -748,8 +755,8 @@ static void test_fsync_eio_concurrent_durable_writers(void **state) {
     verify_dir(dir, n2);
     print_message("fdatasync EIO: %d writers, %d good fsyncs, then %d failing fsync call(s); "
                   "%d durable appends acknowledged (%" PRIu64 " records), all %d writers got "
-                  "ALOG_EFAILED and kept getting it, as did append, sync, wait_durable and "
-                  "on_durable; alog_close of the failed handle returned %s; after reopen %" PRId64
+                  "ALOG_EFAILED and kept getting it, as did append, sync, wait_durable, "
+                  "on_durable and close (%s); after reopen %" PRId64
                   " records (%" PRIu64 " written but unconfirmed)\n", SYNC_WRITERS, good_syncs,
                   atomic_load(&fk.fds_failed_calls), ok, acked, efailed, alog_err_name(ce), n,
                   extra);
@@ -897,7 +904,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_pwrite_eio_cuts_and_goes_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eintr_pwrite_pread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eintr_fdatasync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eintr_fsync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_eio_concurrent_durable_writers, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pwrite_enospc_concurrent, setup, teardown),
