@@ -1,11 +1,12 @@
 # A thin wrapper around CMake. The README's two commands are `make run` and `make test`.
 #
-#   make run      install what is missing, build, start alog (see scripts/run.sh)
+#   make run      install what is missing, build, start alogd, the Kafka-protocol
+#                 server, on 127.0.0.1:9092 (see scripts/run.sh)
 #   make test     everything CI runs: the suite in a release build, again under
 #                 ASan+UBSan, the concurrent tests under TSan, each fuzz target briefly
 #   make bench    the benchmarks (not part of make test)
 #   make test-long  the long crash-consistency runs (not part of make test)
-#   make install  library, header, CLI and alog.pc (PREFIX=/usr/local by default)
+#   make install  library, header, CLI, alogd and alog.pc (PREFIX=/usr/local by default)
 
 JOBS    ?= $(shell nproc)
 PREFIX  ?= /usr/local

@@ -1,28 +1,66 @@
 #!/usr/bin/env bash
 # run.sh: what `make run` starts once `make build` has built everything in build/.
 #
-# alogd (the Kafka-protocol server) does not exist yet, so for now this is a short
-# demo of the alog CLI on a demo log. It appends a few records (keys, headers,
-# explicit timestamps, one atomic multi-record batch, one zstd batch from stdin lines),
-# reads them back as JSON, looks one up by time, and shows `info` and `verify`. Every
-# command is printed before it runs.
+#   scripts/run.sh          starts alogd, the Kafka-protocol server, in the foreground
+#                           on 127.0.0.1:9092 with its data in data/alogd (created on
+#                           first use), after printing how to try it with kcat. Ctrl-C
+#                           (SIGINT) or SIGTERM stops it cleanly.
+#   scripts/run.sh demo     a short demo of the alog CLI on a demo log instead (below).
 #
-# Environment:
+# Environment (alogd):
+#   ALOGD_BIN     the alogd binary (default: build/src/server/alogd in this repository)
+#   ALOGD_DATA    its data directory (default: data/alogd in this repository)
+#   ALOGD_LISTEN  HOST:PORT to listen on (default 127.0.0.1:9092)
+#   ALOGD_ARGS    more alogd options, split on spaces (e.g. "--fsync always")
+#
+# The demo appends a few records (keys, headers, explicit timestamps, one atomic
+# multi-record batch, one zstd batch from stdin lines), reads them back as JSON, looks
+# one up by time, and shows `info` and `verify`. Every command is printed before it runs.
+#
+# Environment (demo):
 #   ALOG_BIN   the alog binary (default: build/tools/alog in this repository)
 #   ALOG_DATA  the log directory (default: data/demo in this repository). The parent
 #              directory is created if missing. The log is created on first use.
 #
-# Running it again is safe: each run appends one more round of records to the same log
-# and deletes nothing (a log never changes its past). So offsets keep growing from run
-# to run. The reads below show only this run's records. This run's timestamps are the
-# current time, or just past the newest timestamp already in the log if that is later,
-# so --from-time finds them. To start over: rm -rf data/demo (or your $ALOG_DATA).
+# Running the demo again is safe: each run appends one more round of records to the same
+# log and deletes nothing (a log never changes its past). So offsets keep growing from
+# run to run. The reads below show only this run's records. This run's timestamps are
+# the current time, or just past the newest timestamp already in the log if that is
+# later, so --from-time finds them. To start over: rm -rf data/demo (or your $ALOG_DATA).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Defaults are under the repository; shown relative when run from its top (make run).
 base=$root/
 if [ "$(pwd -P)" = "$(cd "$root" && pwd -P)" ]; then base=""; fi
+
+if [ "${1:-}" != demo ]; then
+  if [ $# -gt 0 ]; then
+    echo "usage: scripts/run.sh [demo]" >&2
+    exit 2
+  fi
+  ALOGD_BIN=${ALOGD_BIN:-${base}build/src/server/alogd}
+  ALOGD_DATA=${ALOGD_DATA:-${base}data/alogd}
+  ALOGD_LISTEN=${ALOGD_LISTEN:-127.0.0.1:9092}
+  if [ ! -x "$ALOGD_BIN" ]; then
+    echo "run.sh: no alogd binary at $ALOGD_BIN (build it first: make build)" >&2
+    exit 1
+  fi
+  b=$ALOGD_LISTEN
+  cat <<EOF
+alogd: a Kafka-protocol server on $b, data in $ALOGD_DATA (Ctrl-C stops it).
+Try it from another terminal with kcat (apt-get install kcat):
+  echo hello | kcat -b $b -P -t demo     # produce (topics are created on first use)
+  kcat -b $b -C -t demo -e               # consume from the beginning, then exit
+  kcat -b $b -C -t demo -e -o s@\$(date -d '1 hour ago' +%s%3N)   # from a time
+  kcat -b $b -L                          # topics and partitions
+(scripts/run.sh demo shows the alog CLI on a demo log instead.)
+EOF
+  mkdir -p "$(dirname "$ALOGD_DATA")"
+  # shellcheck disable=SC2086 # ALOGD_ARGS is split on purpose
+  exec "$ALOGD_BIN" --data "$ALOGD_DATA" --listen "$ALOGD_LISTEN" ${ALOGD_ARGS:-}
+fi
+
 ALOG_BIN=${ALOG_BIN:-${base}build/tools/alog}
 ALOG_DATA=${ALOG_DATA:-${base}data/demo}
 
@@ -58,7 +96,7 @@ mkdir -p "$(dirname "$ALOG_DATA")"
 
 echo "alog demo: $("$ALOG_BIN" --version)"
 echo "log directory: $ALOG_DATA"
-echo "(alogd, the Kafka-protocol server, does not exist yet; this demo uses the CLI)"
+echo "(scripts/run.sh without arguments starts alogd, the Kafka-protocol server)"
 
 # This run's base time: now, or 1 ms past the newest timestamp already in the log.
 now=$(date +%s%3N)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# install: `cmake --install` (what `make install` runs) puts the tool, the header, both
-# libraries and alog.pc under a prefix, and a program built with `pkg-config alog`
-# against them (shared, and static with --static) appends and reads a record.
+# install: `cmake --install` (what `make install` runs) puts the tools (alog, alogd),
+# the header, both libraries and alog.pc under a prefix, and a program built with
+# `pkg-config alog` against them (shared, and static with --static) appends and reads
+# a record.
 # Skipped in sanitizer builds, whose libraries need the sanitizer runtime to link.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -13,7 +14,7 @@ fi
 [ -n "${ALOG_BUILD:-}" ] || fail "ALOG_BUILD is not set"
 P=$T/prefix
 run 0 cmake --install "$ALOG_BUILD" --prefix "$P"
-for f in bin/alog include/alog.h; do
+for f in bin/alog bin/alogd include/alog.h; do
   [ -e "$P/$f" ] || fail "$f not installed"
 done
 pc=$(find "$P" -name alog.pc | head -1)
@@ -21,6 +22,7 @@ pc=$(find "$P" -name alog.pc | head -1)
 export PKG_CONFIG_PATH
 PKG_CONFIG_PATH=$(dirname "$pc")
 run 0 "$P/bin/alog" --help
+run 0 "$P/bin/alogd" --help
 
 cat >"$T/prog.c" <<'C'
 #include <alog.h>

@@ -1,0 +1,797 @@
+/*
+ * net.c -- alogd's network layer: listening sockets, worker threads with one epoll
+ * each, connections, framing, and responses in request order.
+ *
+ * Threads: ALOGD_THREADS workers (2). Each has its own listening socket on the same
+ * address with SO_REUSEPORT, so the kernel spreads new connections over the workers
+ * and no socket is ever handed between threads: a connection lives and dies on the
+ * worker that accepted it, with no locks on the request path. (The alternative, one
+ * accept thread dealing sockets out round-robin, costs a hand-over per connection and
+ * is no fairer.) Each worker also watches an eventfd: other threads use it to post
+ * tasks (an fsync finished: the log's thread calls alog_on_durable callbacks), to
+ * wake parked Fetches (data was appended on another worker) and to stop.
+ *
+ * Framing: a request is a 4-byte big-endian size and that many bytes. A size above
+ * --max-request-bytes, one too small for a header, or a request that does not decode
+ * closes that connection alone, with one line on stderr. Input is read as it comes
+ * (the buffer grows with the bytes that arrived, never to a size a peer only claims),
+ * so a slow or silent client holds only its own buffer; sockets are non-blocking and
+ * edge-triggered, and nothing on a worker waits for a peer.
+ *
+ * Order: each request gets a slot in its connection's queue when it is decoded; its
+ * response fills the slot whenever it is ready (at once, after an fsync, after a
+ * long-poll), and bytes leave only from the head of the queue, so responses go out in
+ * request order. A connection with 64 requests in flight or 64 MiB of unsent output
+ * is not read further until that drains (back-pressure on its TCP window).
+ *
+ * Parked Fetches: a Fetch without min_bytes of data waits in its worker's parked list
+ * until its deadline (the epoll_wait timeout is the nearest one) or until
+ * server_data_arrived() is called after an append on any worker; then every parked
+ * Fetch of that worker is rebuilt (api_fetch_retry).
+ *
+ * Shutdown (net_stop): listeners close, no new requests are read, parked Fetches are
+ * answered, pending Produces get their fsync, output is flushed; after at most 5 s
+ * the worker closes what is left and exits.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "server.h"
+
+#define MAX_INFLIGHT 64
+#define MAX_UNSENT (64u << 20)
+#define READ_CHUNK (64u << 10)
+#define DRAIN_MS 5000
+
+struct slot {
+    slot *next;
+    kbuf out;
+    size_t sent;
+    int ready;
+};
+
+struct conn {
+    worker *w;
+    int fd;
+    char peer[64];
+    kbuf in;
+    size_t in_pos;     /* bytes of in already handled */
+    slot *head, *tail; /* responses in request order */
+    int nslots;
+    size_t unsent;
+    int refs;    /* 1 while open + 1 per live request */
+    int closed;
+    int stalled; /* stopped reading for back-pressure; resume when it drains */
+    int eof;     /* the peer shut its side: close once every response is out */
+    int want_resume;
+    conn *prev, *next;  /* the worker's open connections */
+    conn *resume_next;  /* the worker's resume list */
+    conn *grave_next;   /* freed at the end of the loop iteration */
+};
+
+struct worker {
+    server *srv;
+    int idx;
+    pthread_t th;
+    int started;
+    int epfd, evfd, lfd;
+    pthread_mutex_t mu; /* the posted tasks */
+    wtask *q_head, *q_tail;
+    atomic_int stop;
+    atomic_int data_flag;
+    atomic_int nparked;
+    int draining;
+    int64_t drain_deadline;
+    int64_t accept_resume; /* accepting paused (out of fds) until then; 0 = not paused */
+    request *parked;
+    conn *conns;
+    conn *resume;
+    conn *grave;
+};
+
+int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...) {
+    char line[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "alogd: %s\n", line);
+}
+
+/* ---- posting to a worker ------------------------------------------------------------ */
+
+static void wake(worker *w) {
+    uint64_t one = 1;
+    /* EAGAIN only if the counter is about to overflow: it is already readable. */
+    while (write(w->evfd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+void worker_post(worker *w, wtask *t) {
+    t->next = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (w->q_tail)
+        w->q_tail->next = t;
+    else
+        w->q_head = t;
+    w->q_tail = t;
+    pthread_mutex_unlock(&w->mu);
+    wake(w);
+}
+
+static void run_tasks(worker *w) {
+    pthread_mutex_lock(&w->mu);
+    wtask *t = w->q_head;
+    w->q_head = w->q_tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    while (t) {
+        wtask *next = t->next; /* t may be freed by its fn */
+        t->fn(t);
+        t = next;
+    }
+}
+
+void server_data_arrived(server *s) {
+    for (int i = 0; i < s->nworkers; i++) {
+        worker *w = s->workers[i];
+        if (atomic_load(&w->nparked) > 0) {
+            atomic_store(&w->data_flag, 1);
+            wake(w);
+        }
+    }
+}
+
+int worker_draining(const worker *w) { return w->draining; }
+
+/* ---- connections -------------------------------------------------------------------- */
+
+static void slot_free(slot *s) {
+    kbuf_free(&s->out);
+    free(s);
+}
+
+static void conn_unref(conn *c) {
+    if (--c->refs == 0) {
+        c->grave_next = c->w->grave;
+        c->w->grave = c;
+    }
+}
+
+static void conn_free(conn *c) {
+    while (c->head) {
+        slot *s = c->head;
+        c->head = s->next;
+        slot_free(s);
+    }
+    kbuf_free(&c->in);
+    free(c);
+}
+
+static void request_free(request *r) {
+    karena_free(&r->arena);
+    free(r->buf);
+    conn_unref(r->c);
+    free(r);
+}
+
+/* Closes c (once): why is logged unless NULL. Requests still running keep the memory
+ * until they end; their responses are dropped. */
+static void conn_close(conn *c, const char *why) {
+    if (c->closed) return;
+    c->closed = 1;
+    if (why) logmsg("%s: %s; closing the connection", c->peer, why);
+    epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    worker *w = c->w;
+    /* Its parked Fetches go now. */
+    request **pp = &w->parked;
+    while (*pp) {
+        request *r = *pp;
+        if (r->c == c) {
+            *pp = r->park_next;
+            r->parked = 0;
+            atomic_fetch_sub(&w->nparked, 1);
+            request_free(r);
+        } else {
+            pp = &r->park_next;
+        }
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    conn_unref(c);
+}
+
+static int conn_can_take(const conn *c) {
+    return c->nslots < MAX_INFLIGHT && c->unsent < MAX_UNSENT && !c->w->draining;
+}
+
+/* Sends what is ready at the head of the queue. */
+static void conn_flush(conn *c) {
+    while (!c->closed && c->head && c->head->ready) {
+        slot *s = c->head;
+        while (s->sent < s->out.len) {
+            ssize_t n = send(c->fd, s->out.data + s->sent, s->out.len - s->sent, MSG_NOSIGNAL);
+            if (n > 0) {
+                s->sent += (size_t)n;
+                c->unsent -= (size_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return; /* EPOLLOUT */
+            conn_close(c, n < 0 && errno != EPIPE && errno != ECONNRESET ? strerror(errno) : NULL);
+            return;
+        }
+        c->head = s->next;
+        if (!c->head) c->tail = NULL;
+        c->nslots--;
+        slot_free(s);
+    }
+    if (c->eof && !c->head && !c->closed) {
+        conn_close(c, NULL);
+        return;
+    }
+    if (c->stalled && conn_can_take(c) && !c->want_resume) {
+        c->want_resume = 1;
+        c->resume_next = c->w->resume;
+        c->w->resume = c;
+    }
+}
+
+static slot *conn_new_slot(conn *c) {
+    slot *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    if (c->tail)
+        c->tail->next = s;
+    else
+        c->head = s;
+    c->tail = s;
+    c->nslots++;
+    return s;
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+const char *request_peer(const request *r) { return r->c->peer; }
+
+static void slot_done(conn *c, slot *s) {
+    s->ready = 1;
+    c->unsent += s->out.len;
+    conn_flush(c);
+}
+
+void request_respond(request *r, const kresp_body *body) {
+    conn *c = r->c;
+    if (!c->closed) {
+        char err[300];
+        const kreq_header *h = &r->req.h;
+        if (kafka_encode_response(&r->slot->out, h->api_key, h->api_version, h->correlation_id,
+                                  body, err, sizeof err) != 0) {
+            conn_close(c, err);
+        } else {
+            slot_done(c, r->slot);
+        }
+    }
+    request_free(r);
+}
+
+void request_no_response(request *r) {
+    if (!r->c->closed) slot_done(r->c, r->slot); /* an empty slot: keeps the order */
+    request_free(r);
+}
+
+void request_close_conn(request *r, const char *why) {
+    conn_close(r->c, why);
+    request_free(r);
+}
+
+void request_park(request *r, int64_t deadline_ms) {
+    worker *w = r->w;
+    r->deadline_ms = deadline_ms;
+    r->parked = 1;
+    r->park_next = w->parked;
+    w->parked = r;
+    atomic_fetch_add(&w->nparked, 1);
+}
+
+/* Retries parked Fetches: all of them (data arrived, or draining) or the expired. */
+static void retry_parked(worker *w, int all) {
+    int64_t now = mono_ms();
+    /* Take the list: answering may close connections, which edits w->parked. */
+    request *list = w->parked;
+    w->parked = NULL;
+    request *keep = NULL;
+    while (list) {
+        request *r = list;
+        list = r->park_next;
+        r->parked = 0;
+        atomic_fetch_sub(&w->nparked, 1);
+        int expired = now >= r->deadline_ms || w->draining;
+        if (r->c->closed) {
+            request_free(r);
+        } else if (all || expired) {
+            api_fetch_retry(r, expired); /* answers or parks again */
+        } else {
+            r->park_next = keep;
+            keep = r;
+        }
+    }
+    while (keep) {
+        request *r = keep;
+        keep = r->park_next;
+        request_park(r, r->deadline_ms);
+    }
+}
+
+/* One complete frame: decode and dispatch. */
+static void handle_frame(conn *c, const uint8_t *p, size_t len) {
+    worker *w = c->w;
+    request *r = calloc(1, sizeof *r);
+    if (r) r->buf = malloc(len);
+    if (!r || !r->buf) {
+        free(r);
+        conn_close(c, "out of memory for a request");
+        return;
+    }
+    memcpy(r->buf, p, len);
+    r->len = len;
+    r->srv = w->srv;
+    r->w = w;
+    r->c = c;
+    c->refs++;
+    r->slot = conn_new_slot(c);
+    if (!r->slot) return request_close_conn(r, "out of memory for a request");
+    /* Decoding may allocate at most a fixed multiple of the request's size; the
+     * handlers' own allocations for the response are not limited. */
+    karena_init(&r->arena, 16 * len + 65536);
+    char err[300];
+    kdec_result d = kafka_decode_request(r->buf, len, &r->arena, &r->req, err, sizeof err);
+    r->arena.limit = 0;
+    if (d == KDEC_MALFORMED) {
+        char why[400];
+        snprintf(why, sizeof why, "malformed request: %s", err);
+        return request_close_conn(r, why);
+    }
+    if (d == KDEC_UNSUPPORTED) {
+        if (r->req.h.api_key == KAPI_API_VERSIONS) {
+            /* Kafka's answer to an ApiVersions it does not know: error 35 in a v0 body
+             * that lists its own range, so the client retries with a lower version. */
+            if (kafka_encode_api_versions_unsupported(&r->slot->out, r->req.h.correlation_id))
+                return request_close_conn(r, "out of memory for a response");
+            slot_done(c, r->slot);
+            request_free(r);
+            return;
+        }
+        return request_close_conn(r, err);
+    }
+    api_handle(r);
+}
+
+/* Handles the complete frames in the input buffer, while the connection takes more. */
+static void process_input(conn *c) {
+    size_t max = c->w->srv->cfg.max_request_bytes;
+    while (!c->closed) {
+        if (!conn_can_take(c)) {
+            c->stalled = 1;
+            break;
+        }
+        size_t avail = c->in.len - c->in_pos;
+        if (avail < 4) break;
+        const uint8_t *p = c->in.data + c->in_pos;
+        int32_t size = (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+                                 ((uint32_t)p[2] << 8) | p[3]);
+        if (size < 0 || (size_t)size > max) {
+            char why[160];
+            snprintf(why, sizeof why, "request size %d is outside 0..%zu (--max-request-bytes)",
+                     size, max);
+            conn_close(c, why);
+            return;
+        }
+        if (size < 8) {
+            char why[160];
+            snprintf(why, sizeof why, "request of %d bytes is shorter than a request header", size);
+            conn_close(c, why);
+            return;
+        }
+        if (avail - 4 < (size_t)size) break;
+        c->in_pos += 4 + (size_t)size;
+        handle_frame(c, p + 4, (size_t)size);
+    }
+    if (c->in_pos == c->in.len) {
+        c->in.len = c->in_pos = 0;
+        if (c->in.cap > (4u << 20)) kbuf_free(&c->in); /* a big request went by */
+    }
+}
+
+/* Reads until the socket is empty (edge-triggered), handling frames as they complete. */
+static void conn_read(conn *c) {
+    if (c->eof) return;
+    c->stalled = 0;
+    process_input(c);
+    while (!c->closed && !c->stalled) {
+        if (c->in_pos > 0) { /* keep the unhandled bytes at the front */
+            memmove(c->in.data, c->in.data + c->in_pos, c->in.len - c->in_pos);
+            c->in.len -= c->in_pos;
+            c->in_pos = 0;
+        }
+        /* Room for the rest of the current frame, in steps, or a chunk. */
+        size_t want = READ_CHUNK;
+        if (c->in.len >= 4) {
+            const uint8_t *p = c->in.data;
+            size_t size = ((size_t)p[0] << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
+            size_t rest = 4 + size > c->in.len ? 4 + size - c->in.len : 0;
+            if (rest > want) want = rest < (1u << 20) ? rest : (1u << 20);
+        }
+        if (kbuf_reserve(&c->in, want)) {
+            conn_close(c, "out of memory for input");
+            return;
+        }
+        ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            process_input(c);
+            continue;
+        }
+        if (n == 0) {
+            /* The peer closed (or shut down its sending side): what it asked before
+             * still gets answered, then the connection closes. An incomplete request
+             * left in the buffer is dropped. */
+            c->eof = 1;
+            if (!c->head) conn_close(c, NULL);
+            return;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        conn_close(c, errno == ECONNRESET ? NULL : strerror(errno));
+        return;
+    }
+}
+
+static void accept_all(worker *w) {
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(w->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            /* Out of file descriptors or memory: the pending connection stays queued and
+             * the level-triggered listener would wake us at once, forever. Stop
+             * listening for a while instead. */
+            logmsg("accept: %s; not accepting connections for 1 s", strerror(errno));
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->lfd, NULL);
+            w->accept_resume = mono_ms() + 1000;
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            logmsg("out of memory accepting a connection");
+            continue;
+        }
+        c->w = w;
+        c->fd = fd;
+        c->refs = 1;
+        char host[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+            port = ntohs(a->sin_port);
+            snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            port = ntohs(a->sin6_port);
+            snprintf(c->peer, sizeof c->peer, "[%s]:%d", host, port);
+        }
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = c};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            logmsg("epoll_ctl: %s", strerror(errno));
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->next = w->conns;
+        if (w->conns) w->conns->prev = c;
+        w->conns = c;
+    }
+}
+
+/* ---- the worker loop ---------------------------------------------------------------- */
+
+static int next_timeout(worker *w) {
+    int64_t now = mono_ms(), t = -1;
+    for (request *r = w->parked; r; r = r->park_next) {
+        int64_t d = r->deadline_ms - now;
+        if (d < 0) d = 0;
+        if (t < 0 || d < t) t = d;
+    }
+    if (w->accept_resume) {
+        int64_t d = w->accept_resume > now ? w->accept_resume - now : 0;
+        if (t < 0 || d < t) t = d;
+    }
+    if (w->draining && (t < 0 || t > 50)) t = 50;
+    if (t > 60000) t = 60000;
+    return (int)t;
+}
+
+/* Draining is over when nothing is waiting and every response is out. */
+static int drained(worker *w) {
+    if (w->parked) return 0;
+    for (conn *c = w->conns; c; c = c->next)
+        if (c->head) return 0;
+    return 1;
+}
+
+static void start_draining(worker *w) {
+    w->draining = 1;
+    w->drain_deadline = mono_ms() + DRAIN_MS;
+    if (w->lfd >= 0) {
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->lfd, NULL);
+        close(w->lfd);
+        w->lfd = -1;
+    }
+    w->accept_resume = 0;
+    retry_parked(w, 1); /* answered now */
+}
+
+static void end_of_iteration(worker *w) {
+    while (w->resume) {
+        conn *c = w->resume;
+        w->resume = c->resume_next;
+        c->want_resume = 0;
+        if (!c->closed && c->stalled) conn_read(c);
+    }
+    while (w->grave) {
+        conn *c = w->grave;
+        w->grave = c->grave_next;
+        conn_free(c);
+    }
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    struct epoll_event evs[64];
+    for (;;) {
+        int n = epoll_wait(w->epfd, evs, 64, next_timeout(w));
+        if (n < 0 && errno != EINTR) {
+            logmsg("epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &w->lfd) {
+                accept_all(w);
+            } else if (p == &w->evfd) {
+                uint64_t v;
+                while (read(w->evfd, &v, sizeof v) < 0 && errno == EINTR) {
+                }
+            } else {
+                conn *c = p;
+                if (c->closed) continue;
+                if (evs[i].events & EPOLLOUT) conn_flush(c);
+                if (!c->closed && (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+                    conn_read(c);
+            }
+        }
+        if (w->accept_resume && mono_ms() >= w->accept_resume && w->lfd >= 0) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->lfd};
+            if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->lfd, &ev) == 0) w->accept_resume = 0;
+            else w->accept_resume = mono_ms() + 1000;
+        }
+        run_tasks(w);
+        if (atomic_exchange(&w->data_flag, 0)) retry_parked(w, 1);
+        retry_parked(w, 0);
+        end_of_iteration(w);
+        if (atomic_load(&w->stop) && !w->draining) {
+            start_draining(w);
+            end_of_iteration(w);
+        }
+        if (w->draining && (drained(w) || mono_ms() >= w->drain_deadline)) break;
+    }
+    /* Close what is left; requests still waiting for an fsync keep their connection's
+     * memory until net_free() runs their tasks. */
+    while (w->conns) conn_close(w->conns, NULL);
+    end_of_iteration(w);
+    return NULL;
+}
+
+/* ---- start and stop ----------------------------------------------------------------- */
+
+/* The workers' listeners share the port through SO_REUSEPORT, which would also let a
+ * second alogd (same user) join the group and take half of the connections. So first
+ * bind the address once without SO_REUSEPORT: that fails if anyone listens there. */
+static int port_is_free(const server_cfg *cfg, int port, char *err, size_t errlen) {
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    if (getaddrinfo(cfg->listen_host[0] ? cfg->listen_host : NULL, ports, &hints, &res) != 0)
+        return 1; /* reported by listen_socket() */
+    int ok = 1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EADDRINUSE) {
+            snprintf(err, errlen, "cannot listen on %s:%d: address already in use",
+                     cfg->listen_host, port);
+            ok = 0;
+        }
+        close(fd);
+        break;
+    }
+    freeaddrinfo(res);
+    return ok;
+}
+
+static int listen_socket(const server_cfg *cfg, int port, int *bound_port, char *err,
+                         size_t errlen) {
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    int rc = getaddrinfo(cfg->listen_host[0] ? cfg->listen_host : NULL, ports, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", cfg->listen_host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    const char *what = "socket";
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        int one = 1;
+        what = "setsockopt";
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0 &&
+            (what = "bind", bind(fd, ai->ai_addr, ai->ai_addrlen) == 0) &&
+            (what = "listen", listen(fd, 1024) == 0))
+            break;
+        int e = errno;
+        close(fd);
+        fd = -1;
+        errno = e;
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s: %s", cfg->listen_host, port, what,
+                 strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    *bound_port = port;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) *bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        if (ss.ss_family == AF_INET6) *bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    return fd;
+}
+
+static void worker_destroy(worker *w) {
+    if (!w) return;
+    if (w->lfd >= 0) close(w->lfd);
+    if (w->evfd >= 0) close(w->evfd);
+    if (w->epfd >= 0) close(w->epfd);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+int net_start(server *srv, char *err, size_t errlen) {
+    srv->workers = calloc(ALOGD_THREADS, sizeof *srv->workers);
+    if (!srv->workers) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int port = srv->cfg.listen_port;
+    if (port != 0 && !port_is_free(&srv->cfg, port, err, errlen)) goto fail;
+    for (int i = 0; i < ALOGD_THREADS; i++) {
+        worker *w = calloc(1, sizeof *w);
+        if (!w) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        srv->workers[srv->nworkers++] = w;
+        w->srv = srv;
+        w->idx = i;
+        w->epfd = w->evfd = w->lfd = -1;
+        pthread_mutex_init(&w->mu, NULL);
+        /* The first socket picks the port when 0 was asked; the others share it. */
+        int bound;
+        w->lfd = listen_socket(&srv->cfg, port, &bound, err, errlen);
+        if (w->lfd < 0) goto fail;
+        port = bound;
+        w->epfd = epoll_create1(EPOLL_CLOEXEC);
+        w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->epfd < 0 || w->evfd < 0) {
+            snprintf(err, errlen, "epoll/eventfd: %s", strerror(errno));
+            goto fail;
+        }
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->lfd};
+        struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &w->evfd};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->lfd, &ev) != 0 ||
+            epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev2) != 0) {
+            snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+            goto fail;
+        }
+    }
+    srv->cfg.listen_port = port;
+    srv->port = srv->cfg.advertise_port ? srv->cfg.advertise_port : port;
+    for (int i = 0; i < srv->nworkers; i++) {
+        int rc = pthread_create(&srv->workers[i]->th, NULL, worker_main, srv->workers[i]);
+        if (rc != 0) {
+            snprintf(err, errlen, "pthread_create: %s", strerror(rc));
+            net_stop(srv);
+            net_free(srv);
+            return -1;
+        }
+        srv->workers[i]->started = 1;
+    }
+    return 0;
+fail:
+    net_free(srv);
+    return -1;
+}
+
+void net_stop(server *srv) {
+    for (int i = 0; i < srv->nworkers; i++) {
+        atomic_store(&srv->workers[i]->stop, 1);
+        wake(srv->workers[i]);
+    }
+    for (int i = 0; i < srv->nworkers; i++) {
+        worker *w = srv->workers[i];
+        if (w->started) pthread_join(w->th, NULL);
+        w->started = 0;
+    }
+}
+
+void net_free(server *srv) {
+    for (int i = 0; i < srv->nworkers; i++) {
+        worker *w = srv->workers[i];
+        /* Callbacks that closing the logs ran (with ALOG_EFAILED) posted here: their
+         * requests end now, on this thread, the workers being gone. */
+        run_tasks(w);
+        end_of_iteration(w);
+        worker_destroy(w);
+    }
+    free(srv->workers);
+    srv->workers = NULL;
+    srv->nworkers = 0;
+}

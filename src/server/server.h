@@ -1,0 +1,117 @@
+/*
+ * server.h -- what the network layer (net.c) and the request handlers (api.c) share:
+ * the server's configuration and state, and the life of one request.
+ *
+ * A request is decoded by net.c from one frame of a connection, handed to
+ * api_handle(), and ends in exactly one of request_respond(), request_no_response()
+ * or request_close_conn(); until then it may wait: a Produce for an fsync
+ * (worker_post() from the log's fsync thread), a Fetch for data (request_park()).
+ * Responses leave each connection in request order, whatever order they finish in.
+ * Everything about a request runs on the thread of the worker that owns its
+ * connection, except the callbacks that end in worker_post().
+ */
+#ifndef ALOGD_SERVER_H
+#define ALOGD_SERVER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kafka_msgs.h"
+#include "proto.h"
+#include "topics.h"
+
+#define ALOGD_DEFAULT_PORT 9092
+#define ALOGD_DEFAULT_MAX_REQUEST (100u << 20)
+#define ALOGD_THREADS 2
+
+typedef struct server_cfg {
+    const char *data_dir;
+    char listen_host[256];
+    int listen_port;         /* 0: any free port (printed at start) */
+    char advertise_host[256]; /* what Metadata tells clients; "" = listen host */
+    int advertise_port;      /* 0 = the port listened on */
+    int partitions;          /* default partition count */
+    int fsync_always;        /* --fsync always (else interval) */
+    size_t max_request_bytes;
+    int auto_create;
+    uint64_t segment_bytes; /* 0 = the engine's default */
+} server_cfg;
+
+typedef struct worker worker;
+typedef struct conn conn;
+typedef struct slot slot;
+
+typedef struct server {
+    server_cfg cfg;
+    topics *topics;
+    worker **workers;
+    int nworkers;
+    char host[256]; /* advertised host and port */
+    int port;
+} server;
+
+/* A unit of work posted to a worker from any thread; runs on the worker's thread.
+ * Embed it in the caller's struct (no allocation in the poster's thread). */
+typedef struct wtask {
+    struct wtask *next;
+    void (*fn)(struct wtask *t);
+} wtask;
+
+typedef struct request {
+    server *srv;
+    worker *w;
+    conn *c;
+    uint8_t *buf; /* the frame after its size prefix (owned) */
+    size_t len;
+    karena arena; /* the decoded request and what handlers allocate for the response */
+    kreq req;
+    slot *slot;   /* where the response goes in the connection's order */
+    int pending;  /* api.c: callbacks still to come before the response */
+    void *api_state; /* api.c: a response under construction (in the arena) */
+    int64_t deadline_ms; /* a parked Fetch: when to answer anyway (monotonic ms) */
+    struct request *park_next;
+    int parked;
+} request;
+
+/* ---- net.c, for api.c ---------------------------------------------------------- */
+
+/* Encodes body as the response of r, queues it in order, frees r. */
+void request_respond(request *r, const kresp_body *body);
+/* r gets no response (Produce with acks=0); frees r. */
+void request_no_response(request *r);
+/* Closes r's connection with a log line naming why; frees r. */
+void request_close_conn(request *r, const char *why);
+/* Parks a Fetch until deadline_ms (monotonic) or until data arrives: then
+ * api_fetch_retry() is called again. */
+void request_park(request *r, int64_t deadline_ms);
+/* New data was appended: wakes the parked Fetches of every worker. Any thread. */
+void server_data_arrived(server *s);
+/* Runs t->fn on w's thread soon. Any thread; never fails. */
+void worker_post(worker *w, wtask *t);
+/* 1 while the worker is shutting down (parked requests must answer now). */
+int worker_draining(const worker *w);
+/* The peer's address, for log lines ("127.0.0.1:53122"). */
+const char *request_peer(const request *r);
+int64_t mono_ms(void);
+
+/* ---- api.c, for net.c ---------------------------------------------------------- */
+
+/* Answers a decoded request (r->req). */
+void api_handle(request *r);
+/* A parked Fetch: answers it if it can now (or expired); returns 1 if answered, 0 if
+ * it parked again. */
+int api_fetch_retry(request *r, int expired);
+
+/* ---- net.c, for alogd.c --------------------------------------------------------- */
+
+/* Binds the listening sockets and creates the workers. On failure returns -1 with a
+ * message in err. srv->port is the port actually bound. */
+int net_start(server *srv, char *err, size_t errlen);
+/* Asks every worker to finish: no new requests; pending ones are answered (parked
+ * Fetches at once) for at most a few seconds; then waits for them. */
+void net_stop(server *srv);
+/* Frees the workers; runs tasks posted meanwhile (after the logs are closed). */
+void net_free(server *srv);
+
+#endif
