@@ -126,12 +126,13 @@ typedef struct alog_options {
     /* Add an offset-index and a time-index entry every this many bytes of log.
      * Default 4096 (Kafka's index.interval.bytes). */
     uint32_t index_interval_bytes;
-    /* Default ALOG_FSYNC_INTERVAL with fsync_interval_ms = 1000: an append syncs when the
-     * interval has passed since the last sync, and a thread of the log's own syncs
-     * what is left unsynced when appends stop, so no record stays unsynced much longer
-     * than the interval. The append that would cross the interval waits for that
-     * fsync. A failed fsync fails the log (ALOG_EFAILED) until it is reopened.
-     * fsync_interval_ms = 0 with ALOG_FSYNC_INTERVAL syncs on every append. */
+    /* Default ALOG_FSYNC_INTERVAL with fsync_interval_ms = 1000: the log's own thread
+     * fsyncs what was appended once the interval has passed since the last sync (an
+     * append that finds a sync due wakes it, and it also syncs what is left when
+     * appends stop), so no record stays unsynced much longer than the interval and no
+     * append waits for an fsync. A failed fsync fails the log (ALOG_EFAILED) until it
+     * is reopened. fsync_interval_ms = 0 with ALOG_FSYNC_INTERVAL syncs as soon as
+     * possible after every append, in the background. */
     alog_fsync_policy fsync_policy;
     uint32_t fsync_interval_ms;
     /* Retention: delete whole oldest segments once the log is larger than

@@ -504,8 +504,9 @@ static alog_err rewind_locked(alog *log) {
     return e;
 }
 
-/* The log's own thread: syncs for ALOG_FSYNC_INTERVAL when appends stop, makes
- * alog_on_durable callbacks happen, writes checkpoints the durable point asks for. */
+/* The log's own thread: runs the fsyncs of ALOG_FSYNC_INTERVAL (appends only wake it
+ * when one is due, they never wait for it), makes alog_on_durable callbacks happen,
+ * writes checkpoints the durable point asks for. */
 static void do_checkpoint(alog *log) {
     pthread_mutex_lock(&log->mu);
     wait_all_published(log);
@@ -516,7 +517,8 @@ static void do_checkpoint(alog *log) {
 static void *flusher_main(void *arg) {
     alog *log = arg;
     int64_t interval = (int64_t)log->opts.fsync_interval_ms;
-    int periodic = log->opts.fsync_policy == ALOG_FSYNC_INTERVAL && interval > 0;
+    int by_interval = log->opts.fsync_policy == ALOG_FSYNC_INTERVAL;
+    int periodic = by_interval && interval > 0;
     pthread_mutex_lock(&log->pub_mu);
     while (!log->stop) {
         int work = log->ckpt_wanted || (log->cbs && (log->durable_next <= log->cbs->offset ||
@@ -533,7 +535,7 @@ static void *flusher_main(void *arg) {
         if (log->stop) break;
         segment *a = log->pub_active;
         int dirty = a->st.next_offset > log->durable_next;
-        int want_sync = log->cbs || (periodic && mono_ms() - log->last_sync_ms >= interval);
+        int want_sync = log->cbs || (by_interval && mono_ms() - log->last_sync_ms >= interval);
         if (dirty && want_sync && !atomic_load(&log->failed))
             (void)sync_to_locked(log, a->st.next_offset, NULL);
         run_callbacks_locked(log, 0);
@@ -920,9 +922,11 @@ static alog_err append_encoded(alog *log, uint8_t *buf, size_t len, int64_t *bas
     pthread_mutex_lock(&log->pub_mu);
     slot->h = h;
     e = publish_slot(log, slot, a, pos, &slot->h, 1, e);
+    /* The interval policy's fsync runs on the log's own thread: an append never waits
+     * for it (a server's event loop appends too). Wake that thread if it is due. */
     if (!e && log->opts.fsync_policy == ALOG_FSYNC_INTERVAL && !log->sync_running &&
         mono_ms() - log->last_sync_ms >= (int64_t)log->opts.fsync_interval_ms)
-        e = sync_to_locked(log, base + h.last_offset_delta + 1, NULL);
+        pthread_cond_signal(&log->flusher_cv);
     pthread_mutex_unlock(&log->pub_mu);
     if (!e && base_out) *base_out = base;
     return e;
