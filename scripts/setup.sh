@@ -22,6 +22,8 @@ pkgs=(
   libsqlite3-dev liblmdb-dev librocksdb-dev
   # interop tests of alogd (tests/interop/): kcat and librdkafka as Kafka clients
   kcat librdkafka-dev
+  # server benchmark (bench/server_bench.sh): Redis Streams as the peer of alogd
+  redis-server redis-tools
 )
 # kafkajs (tests/interop/) needs Node.js and npm. Debian's nodejs and npm packages only
 # when the machine has no node/npm of its own: an image's Node.js from elsewhere bundles
