@@ -230,7 +230,7 @@ for dur, dname, _ in durs:
             rs = [a[r][0] / b[r][0] for r in a if r in b and b[r][0] > 0]
             if rs:
                 ratio = f"alogd/Redis = {med(rs):.2f}x"
-                if sk == "alogd": goal[dur] = med(rs)
+                goal[(dur, sk)] = med(rs)
         print(f"  {dname:<14} {sname:<27} {fmt(rps):>11} {fmt(rps * 100 / 1e6, 1):>8} "
               f"{fmt(p50, 2):>8} {fmt(p99, 2):>8}   {ratio}")
         out["rows"].append({"durability": dur, "system": sk, "records_per_s": rps,
@@ -240,13 +240,19 @@ rss_mib = rss_kib / 1024 if rss_kib >= 0 else float("nan")
 print(f"\nidle alogd with 100 topics x 10 partitions ({nparts} partition directories): "
       f"RSS {fmt(rss_mib, 1)} MiB (goal < 64 MiB)")
 met = lambda ok: "met" if ok else "NOT met"
-g1, g2 = goal.get("interval", 0), goal.get("always", 0)
+g1, g2 = goal.get(("interval", "alogd"), 0), goal.get(("always", "alogd"), 0)
+e1, e2 = goal.get(("interval", "alogd1600"), 0), goal.get(("always", "alogd1600"), 0)
 mem_ok = rss_kib >= 0 and rss_mib < 64 and nparts == 1000
-print(f"\nGoal, server: alogd/Redis {g1:.2f}x at fsync ~1/s and {g2:.2f}x at fsync per ack "
-      f"(goal >= 2x at each: {met(g1 >= 2 and g2 >= 2)}); idle RSS {fmt(rss_mib, 1)} MiB "
+# Two readings of "2x Redis": with each side at its own concurrency (alogd 8,000
+# records in flight, redis-benchmark 1,600), and with both at 1,600 in flight. Both are
+# printed; the goal counts as met only if it holds at equal concurrency.
+print(f"\nGoal, server: alogd/Redis at equal records in flight (1,600): {e1:.2f}x at fsync ~1/s "
+      f"and {e2:.2f}x at fsync per ack (goal >= 2x at each: {met(e1 >= 2 and e2 >= 2)}); "
+      f"with 8,000 in flight: {g1:.2f}x and {g2:.2f}x; idle RSS {fmt(rss_mib, 1)} MiB "
       f"(goal < 64 MiB: {met(mem_ok)})")
 print(f"server section wall time {secs} s")
-out.update({"ratio_interval": g1, "ratio_always": g2, "idle_rss_mib": rss_mib,
+out.update({"ratio_interval": g1, "ratio_always": g2, "ratio_interval_equal": e1,
+            "ratio_always_equal": e2, "idle_rss_mib": rss_mib,
             "idle_partitions": nparts})
 if want_json:
     print(json.dumps(out))
