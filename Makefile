@@ -43,6 +43,9 @@ build-fuzz: setup
 test-release: build
 	@echo "== tests (release build) =="
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+	@echo "== counts from the crash, kill -9, fault and concurrency tests =="
+	@grep -h -E "^(crash explorer|kill -9 torture|  (kills|acknowledged records|recoveries)|group commit|stress|pwrite [A-Z]+|fdatasync [A-Z]+|EINTR|short writes):" \
+	  $(BUILD)/Testing/Temporary/LastTest.log || true
 
 test-asan: build-asan
 	@echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer =="
