@@ -626,19 +626,24 @@ static void *worker_main(void *arg) {
 
 /* ---- start and stop ----------------------------------------------------------------- */
 
-/* The workers' listeners share the port through SO_REUSEPORT, which would also let a
- * second alogd (same user) join the group and take half of the connections. So first
- * bind the address once without SO_REUSEPORT: that fails if anyone listens there. */
-static int port_is_free(const server_cfg *cfg, int port, char *err, size_t errlen) {
-    struct addrinfo hints, *res = NULL;
+/* The listen address for port (getaddrinfo, passive, numeric port). */
+static int resolve(const server_cfg *cfg, int port, struct addrinfo **res) {
+    struct addrinfo hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     char ports[16];
     snprintf(ports, sizeof ports, "%d", port);
-    if (getaddrinfo(cfg->listen_host[0] ? cfg->listen_host : NULL, ports, &hints, &res) != 0)
-        return 1; /* reported by listen_socket() */
+    return getaddrinfo(cfg->listen_host[0] ? cfg->listen_host : NULL, ports, &hints, res);
+}
+
+/* The workers' listeners share the port through SO_REUSEPORT, which would also let a
+ * second alogd (same user) join the group and take half of the connections. So first
+ * bind the address once without SO_REUSEPORT: that fails if anyone listens there. */
+static int port_is_free(const server_cfg *cfg, int port, char *err, size_t errlen) {
+    struct addrinfo *res = NULL;
+    if (resolve(cfg, port, &res) != 0) return 1; /* reported by listen_socket() */
     int ok = 1;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
@@ -659,14 +664,8 @@ static int port_is_free(const server_cfg *cfg, int port, char *err, size_t errle
 
 static int listen_socket(const server_cfg *cfg, int port, int *bound_port, char *err,
                          size_t errlen) {
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char ports[16];
-    snprintf(ports, sizeof ports, "%d", port);
-    int rc = getaddrinfo(cfg->listen_host[0] ? cfg->listen_host : NULL, ports, &hints, &res);
+    struct addrinfo *res = NULL;
+    int rc = resolve(cfg, port, &res);
     if (rc != 0) {
         snprintf(err, errlen, "cannot resolve %s: %s", cfg->listen_host, gai_strerror(rc));
         return -1;
