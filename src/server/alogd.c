@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "alog.h"
@@ -239,8 +240,20 @@ static int load_config(server_cfg *cfg, char *data_buf, size_t data_len, const c
 
 enum { OPT_HELP = 1000, OPT_VERSION, OPT_CONFIG };
 
+/* Each connection and each open partition (three segment files) takes descriptors;
+ * the usual soft limit of 1024 would refuse clients long before memory runs short.
+ * Raise it to the hard limit, as servers do. */
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv) {
     static char data_buf[4096];
+    raise_fd_limit();
     server srv;
     memset(&srv, 0, sizeof srv);
     server_cfg *cfg = &srv.cfg;

@@ -551,6 +551,18 @@ def phase1(batch_a, batch_b, ts_b, log_path):
     check(err == 0, "a new connection is served while a slow one waits")
     check(fetch(c3, 11, "t1", 0, 0)["records"] == want, "data still served")
     check(not slow.closed_by_peer(timeout=0.2), "the slow client is left alone")
+    # 1,000 idle connections: the server keeps serving a new one, and the data.
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1100 and hard >= 1100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    idle = [socket.create_connection(("127.0.0.1", PORT), timeout=10) for _ in range(1000)]
+    c4 = Conn()
+    err, _ = api_versions(c4, 2)
+    check(err == 0, "a new connection is served next to 1,000 idle ones")
+    check(fetch(c4, 11, "t1", 0, 0)["records"] == want, "data served next to 1,000 idle connections")
+    for s_ in idle:
+        s_.close()
     with open(log_path) as f:
         log = f.read()
     check("outside 0..104857600 (--max-request-bytes)" in log, "log line for the oversized size")
