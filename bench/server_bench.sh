@@ -10,7 +10,9 @@
 #   alogd: alog-loadgen (bench/loadgen.c), 8 librdkafka producers, one partition each
 #          (alogd --partitions 8), acks=-1, 100-byte random values, linger.ms 2, at most
 #          1000 records outstanding per producer (8000 in all). An extra row, "alogd
-#          1600 in flight", caps it at 200 per producer: Redis's 50 x 32 outstanding.
+#          1600 in flight", caps it at 200 per producer: Redis's 50 x 32 outstanding,
+#          with linger.ms 0 (as redis-benchmark, each producer sends at once; with a
+#          window of 200, a 2 ms linger made the client wait out most round trips).
 #   Redis: redis-benchmark -c 50 -P 32 XADD s '*' f <100-byte value> (ANCHORS.md), and an
 #          extra row at -P 1. redis-server --appendonly yes --save ''.
 # Every run starts each server on a fresh directory and a free port; the runs alternate
@@ -113,7 +115,7 @@ REDIS_N1=${REDIS_RECORDS_P1:-20000}
 results="$work/results.txt" # one line per measurement: dur run system rps p50us p99us
 : >"$results"
 
-run_alogd() { # fsync-mode dur run label window records
+run_alogd() { # fsync-mode dur run label window records linger-ms
   local port d pid out
   port=$(free_port)
   d="$work/alogd-$1-$3-$5"
@@ -123,7 +125,7 @@ run_alogd() { # fsync-mode dur run label window records
   pids+=("$pid")
   wait_port "$port"
   if out=$("$LOADGEN" --brokers "127.0.0.1:$port" --topic bench --producers 8 --partitions 8 \
-           --records "$6" --size 100 --acks -1 --linger-ms 2 --window "$5" --json); then
+           --records "$6" --size 100 --acks -1 --linger-ms "$7" --window "$5" --json); then
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(sys.argv[2], sys.argv[3], sys.argv[4], r["records_per_s"], r["p50_us"], r["p99_us"])' \
       "$out" "$2" "$3" "$4" >>"$results"
   else
@@ -165,11 +167,11 @@ for r in $(seq "$runs"); do
     [ $dur = interval ] && rf=everysec || rf=always
     [ -t 2 ] && printf '\rserver bench: run %d/%d, %-8s ' "$r" "$runs" "$dur" >&2
     sync
-    run_alogd "$dur" "$dur" "$r" alogd 1000 "$ALOG_RECORDS"
+    run_alogd "$dur" "$dur" "$r" alogd 1000 "$ALOG_RECORDS" 2
     sync
     run_redis "$rf" "$dur" "$r" redis32 32 "$REDIS_N"
     sync
-    run_alogd "$dur" "$dur" "$r" alogd1600 200 $((ALOG_RECORDS / 2))
+    run_alogd "$dur" "$dur" "$r" alogd1600 200 $((ALOG_RECORDS / 2)) 0
     sync
     run_redis "$rf" "$dur" "$r" redis1 1 "$REDIS_N1"
   done
@@ -204,7 +206,7 @@ for line in open(path):
 durs = [("interval", "fsync ~1/s", "alogd --fsync interval / appendfsync everysec"),
         ("always", "fsync per ack", "alogd --fsync always / appendfsync always")]
 systems = [("alogd", "alogd (8 x 1000 in flight)"), ("redis32", "Redis XADD -c 50 -P 32"),
-           ("alogd1600", "alogd (8 x 200 in flight)"), ("redis1", "Redis XADD -c 50 -P 1")]
+           ("alogd1600", "alogd (8 x 200, linger 0)"), ("redis1", "Redis XADD -c 50 -P 1")]
 def med(v): return statistics.median(v) if v else float("nan")
 def fmt(x, prec=0):
     if x != x: return "-"
@@ -212,7 +214,7 @@ def fmt(x, prec=0):
 print()
 print(f"Server: alogd (Kafka protocol, librdkafka producers) vs Redis Streams (XADD, AOF), "
       f"100-byte records, {runs} run{'s' if runs > 1 else ''}, median shown")
-print("alogd: 8 producers (own client each), acks=-1, one partition each, linger.ms 2; "
+print("alogd: 8 producers (own client each), acks=-1, one partition each, linger.ms 2 (0 at 8 x 200); "
       "Redis: redis-benchmark, 50 clients")
 print("ratio = median of per-run alogd/Redis -P 32 records/s; latency: produce to ack")
 print(f"  {'durability':<14} {'system':<27} {'records/s':>11} {'MB/s':>8} {'p50 ms':>8} {'p99 ms':>8}   ratio")
