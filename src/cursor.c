@@ -264,12 +264,6 @@ static int has_data(alog_cursor *c, int locked) {
     return c->want < (locked ? c->log->pub_active->st.next_offset : alog_next_offset(c->log));
 }
 
-static int64_t mono_ms_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Another process writes: inotify on the log directory reports writes to its files
  * and new segments; each wake-up re-reads what was appended. */
 static alog_err wait_other_process(alog_cursor *c, int timeout_ms) {
@@ -279,13 +273,13 @@ static alog_err wait_other_process(alog_cursor *c, int timeout_ms) {
     alog_err e = ALOG_OK;
     if (inotify_add_watch(fd, log->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0)
         e = err_sys(errno, "inotify_add_watch %s", log->dir);
-    int64_t deadline = timeout_ms >= 0 ? mono_ms_now() + timeout_ms : -1;
+    int64_t deadline = timeout_ms >= 0 ? log_mono_ms() + timeout_ms : -1;
     while (!e) {
         e = refresh(log);
         if (e || has_data(c, 0)) break;
         int wait = -1;
         if (deadline >= 0) {
-            int64_t left = deadline - mono_ms_now();
+            int64_t left = deadline - log_mono_ms();
             if (left <= 0) {
                 e = err_set(ALOG_ETIMEDOUT, 0, "no new records in %d ms", timeout_ms);
                 break;
@@ -314,12 +308,7 @@ alog_err alog_cursor_wait(alog_cursor *c, int timeout_ms) {
     alog *log = c->log;
     if (log->opts.read_only) return wait_other_process(c, timeout_ms);
     struct timespec dl;
-    if (timeout_ms >= 0) {
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        int64_t ns = (int64_t)dl.tv_nsec + (int64_t)(timeout_ms % 1000) * 1000000;
-        dl.tv_sec += (time_t)(timeout_ms / 1000 + ns / 1000000000);
-        dl.tv_nsec = (long)(ns % 1000000000);
-    }
+    if (timeout_ms >= 0) log_deadline_in(&dl, timeout_ms);
     alog_err e = ALOG_OK;
     pthread_mutex_lock(&log->pub_mu);
     log->data_waiters++;

@@ -76,7 +76,7 @@ int64_t log_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_ms(void) {
+int64_t log_mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -288,8 +288,7 @@ static void log_free(alog *log) {
     free(log);
 }
 
-/* CLOCK_MONOTONIC deadline ms from now (the condition variables use that clock). */
-static void deadline_in(struct timespec *ts, int64_t ms) {
+void log_deadline_in(struct timespec *ts, int64_t ms) {
     clock_gettime(CLOCK_MONOTONIC, ts);
     int64_t ns = (int64_t)ts->tv_nsec + (ms % 1000) * 1000000;
     ts->tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
@@ -384,7 +383,7 @@ static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *d
                 e = fail_log(log, ALOG_EIO);
             } else {
                 if (target > log->durable_next) log->durable_next = target;
-                log->last_sync_ms = mono_ms();
+                log->last_sync_ms = log_mono_ms();
                 if (a->base != log->checkpoint_seg || tpos - log->checkpoint_pos >= (64u << 20))
                     log->ckpt_wanted = 1;
             }
@@ -472,7 +471,7 @@ static alog_err log_sync_locked(alog *log, int force_checkpoint) {
     if (e) return fail_log(log, e);
     pthread_mutex_lock(&log->pub_mu);
     if (a->st.next_offset > log->durable_next) log->durable_next = a->st.next_offset;
-    log->last_sync_ms = mono_ms();
+    log->last_sync_ms = log_mono_ms();
     int due = force_checkpoint || checkpoint_due(log);
     log->ckpt_wanted = 0;
     pthread_cond_broadcast(&log->dur_cv);
@@ -526,7 +525,7 @@ static void *flusher_main(void *arg) {
         if (!work) {
             if (periodic) {
                 struct timespec ts;
-                deadline_in(&ts, interval);
+                log_deadline_in(&ts, interval);
                 pthread_cond_timedwait(&log->flusher_cv, &log->pub_mu, &ts);
             } else {
                 pthread_cond_wait(&log->flusher_cv, &log->pub_mu);
@@ -535,7 +534,8 @@ static void *flusher_main(void *arg) {
         if (log->stop) break;
         segment *a = log->pub_active;
         int dirty = a->st.next_offset > log->durable_next;
-        int want_sync = log->cbs || (by_interval && mono_ms() - log->last_sync_ms >= interval);
+        int want_sync =
+            log->cbs || (by_interval && log_mono_ms() - log->last_sync_ms >= interval);
         if (dirty && want_sync && !atomic_load(&log->failed))
             (void)sync_to_locked(log, a->st.next_offset, NULL);
         run_callbacks_locked(log, 0);
@@ -672,7 +672,7 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
     act->resv_next = act->st.next_offset;
     log->pub_active = act;
     log->durable_next = act->st.next_offset; /* recovery synced what it kept */
-    log->last_sync_ms = mono_ms();
+    log->last_sync_ms = log_mono_ms();
     if (!log->opts.read_only) {
         int rc = pthread_create(&log->flusher, NULL, flusher_main, log);
         if (rc != 0) {
@@ -925,7 +925,7 @@ static alog_err append_encoded(alog *log, uint8_t *buf, size_t len, int64_t *bas
     /* The interval policy's fsync runs on the log's own thread: an append never waits
      * for it (a server's event loop appends too). Wake that thread if it is due. */
     if (!e && log->opts.fsync_policy == ALOG_FSYNC_INTERVAL && !log->sync_running &&
-        mono_ms() - log->last_sync_ms >= (int64_t)log->opts.fsync_interval_ms)
+        log_mono_ms() - log->last_sync_ms >= (int64_t)log->opts.fsync_interval_ms)
         pthread_cond_signal(&log->flusher_cv);
     pthread_mutex_unlock(&log->pub_mu);
     if (!e && base_out) *base_out = base;
@@ -1254,7 +1254,7 @@ alog_err alog_wait_durable(alog *log, int64_t offset, int timeout_ms) {
     if (!log) return err_set(ALOG_EINVAL, 0, "alog_wait_durable: no log");
     if (log->opts.read_only) return writable(log);
     struct timespec dl;
-    if (timeout_ms >= 0) deadline_in(&dl, timeout_ms);
+    if (timeout_ms >= 0) log_deadline_in(&dl, timeout_ms);
     pthread_mutex_lock(&log->pub_mu);
     alog_err e = ALOG_OK;
     if (offset < 0 || offset >= log->pub_active->st.next_offset)

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "alog.h"
 #include "buf.h"
@@ -120,6 +121,10 @@ long log_find_segment(const alog *log, int64_t offset);
 /* Read-only handles: looks for batches and segments another process appended since. */
 alog_err log_refresh(alog *log);
 int64_t log_now_ms(void);
+/* CLOCK_MONOTONIC milliseconds, and a deadline ms from now on that clock (the one the
+ * log's condition variables use). */
+int64_t log_mono_ms(void);
+void log_deadline_in(struct timespec *ts, int64_t ms);
 
 /* recovery.c */
 alog_err checkpoint_read(const char *dir, log_checkpoint *cp, int *found);
