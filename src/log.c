@@ -384,7 +384,7 @@ static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *d
             } else {
                 if (target > log->durable_next) log->durable_next = target;
                 log->last_sync_ms = log_mono_ms();
-                if (a->base != log->checkpoint_seg || tpos - log->checkpoint_pos >= (64u << 20))
+                if (checkpoint_due_at(log, a->base, tpos))
                     log->ckpt_wanted = 1;
             }
             segment_release(a);

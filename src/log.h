@@ -131,6 +131,8 @@ alog_err checkpoint_read(const char *dir, log_checkpoint *cp, int *found);
 alog_err checkpoint_write(alog *log, int clean);
 /* Whether the durable point moved far enough past the last checkpoint to write one. */
 int checkpoint_due(const alog *log);
+/* The same for a durable point (segment base, position) other than the current end. */
+int checkpoint_due_at(const alog *log, int64_t seg, uint64_t pos);
 alog_err log_recover(alog *log);
 
 #endif

@@ -98,10 +98,13 @@ alog_err checkpoint_write(alog *log, int clean) {
     return e;
 }
 
+int checkpoint_due_at(const alog *log, int64_t seg, uint64_t pos) {
+    return seg != log->checkpoint_seg || pos - log->checkpoint_pos >= CHECKPOINT_EVERY_BYTES;
+}
+
 int checkpoint_due(const alog *log) {
     const segment *a = log->pub_active;
-    return a->base != log->checkpoint_seg ||
-           a->st.position - log->checkpoint_pos >= CHECKPOINT_EVERY_BYTES;
+    return checkpoint_due_at(log, a->base, a->st.position);
 }
 
 /* Removes segments [from, nsegs) from the log (deleting their files if writable). */
