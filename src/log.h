@@ -87,6 +87,8 @@ struct alog {
      * (log.c, group commit); gbuf/ghs belong to the current leader. */
     _Atomic(struct greq *) gq_head;
     atomic_int g_leader;
+    atomic_int g_inside;     /* threads inside a durable append (what a gather waits for) */
+    atomic_llong g_sync_ns;  /* recent fsync time, a moving average (bounds a gather) */
     abuf gbuf;
     batch_header *ghs;
     size_t ghs_cap;

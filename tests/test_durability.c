@@ -449,12 +449,13 @@ enum { GC_THREADS = 16, GC_EACH = 25 };
 
 typedef struct gc_ctx {
     alog *log;
+    int each; /* appends per writer; 0: GC_EACH */
     atomic_int early, errors, done;
 } gc_ctx;
 
 static void *durable_appender(void *arg) {
     gc_ctx *g = arg;
-    for (int i = 0; i < GC_EACH; i++) {
+    for (int i = 0; i < (g->each ? g->each : GC_EACH); i++) {
         alog_record r = {0, 1000, NULL, 0, "durable", 7, NULL, 0};
         int64_t off;
         alog_err e = alog_append_ex(g->log, &r, 1, ALOG_APPEND_DURABLE, &off);
@@ -491,6 +492,35 @@ static void test_group_commit_never_early(void **state) {
     print_message("group commit: %d durable appends, %d fsyncs\n", GC_THREADS * GC_EACH, syncs);
     assert_true(syncs > 0);
     assert_true(syncs * 4 <= GC_THREADS * GC_EACH); /* shared: at least 4 per fsync */
+    TU_OK(alog_close(g.log));
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* Closed-loop writers (each appends its next record as soon as the last is durable)
+ * make every fsync, not every other one: when a round's fsync returns, the next round
+ * waits (gathers) for the writers just told, instead of starting with none of them.
+ * 8 writers x 60 appends with a 20 ms fsync: about 60 fsyncs (a few more while the
+ * threads start); without the gather each writer makes only every other round (120). */
+static void test_group_commit_gathers_every_writer(void **state) {
+    (void)state;
+    enum { W = 8, EACH = 60 };
+    char *dir = tu_tmpdir("gather");
+    alog_options o = opts(ALOG_FSYNC_NEVER, 0);
+    gc_ctx g = {.each = EACH};
+    TU_OK(alog_open(dir, &o, &g.log));
+    atomic_store(&fk.slow_ms, 20);
+    int syncs_before = atomic_load(&fk.log_syncs);
+    pthread_t t[W];
+    for (int i = 0; i < W; i++) pthread_create(&t[i], NULL, durable_appender, &g);
+    for (int i = 0; i < W; i++) pthread_join(t[i], NULL);
+    int syncs = atomic_load(&fk.log_syncs) - syncs_before;
+    atomic_store(&fk.slow_ms, 0);
+    assert_int_equal(atomic_load(&g.errors), 0);
+    assert_int_equal(atomic_load(&g.done), W * EACH);
+    assert_int_equal(atomic_load(&g.early), 0);
+    print_message("gather: %d writers x %d durable appends, %d fsyncs\n", W, EACH, syncs);
+    assert_true(syncs <= EACH * 3 / 2); /* halfway between 60 and 120 */
     TU_OK(alog_close(g.log));
     tu_rmrf(dir);
     free(dir);
@@ -585,6 +615,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_recovery_scans_only_the_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_index_files_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_never_early, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_gathers_every_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_timeout_and_callbacks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
