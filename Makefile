@@ -3,7 +3,9 @@
 #   make run      install what is missing, build, start alogd, the Kafka-protocol
 #                 server, on 127.0.0.1:9092 (see scripts/run.sh)
 #   make test     everything CI runs: the suite in a release build, again under
-#                 ASan+UBSan, the concurrent tests under TSan, each fuzz target briefly
+#                 ASan+UBSan, the concurrent tests under TSan (the engine's threaded
+#                 tests and alogd's socket-level tests, tests/cli/test_alogd_*.sh,
+#                 which run the TSan-built alogd), each fuzz target briefly
 #   make bench    the benchmarks (not part of make test)
 #   make test-long  the long crash-consistency runs (not part of make test)
 #   make install  library, header, CLI, alogd and alog.pc (PREFIX=/usr/local by default)
@@ -53,8 +55,10 @@ test-asan: build-asan
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j$(JOBS) --timeout 900 -LE slow
 
+# halt_on_error: a race makes the TSan-built program (alogd too) exit at once, so the
+# test that ran it fails.
 test-tsan: build-tsan
-	@echo "== concurrent tests under ThreadSanitizer =="
+	@echo "== concurrent tests under ThreadSanitizer (alogd included) =="
 	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --output-on-failure -j$(JOBS) --timeout 900 -L concurrent --no-tests=ignore
 

@@ -22,6 +22,8 @@ pkgs=(
   libsqlite3-dev liblmdb-dev librocksdb-dev
   # interop tests of alogd (tests/interop/): kcat and librdkafka as Kafka clients
   kcat librdkafka-dev
+  # alogd's topic test counts the fsyncs of a produce with strace
+  strace
   # server benchmark (bench/server_bench.sh): Redis Streams as the peer of alogd
   redis-server redis-tools
 )

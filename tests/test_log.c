@@ -588,6 +588,49 @@ static void test_read_raw(void **state) {
     free(dir);
 }
 
+/* alogd sends an alog_raw's file range with sendfile while the response waits in a
+ * socket queue: the range must stay readable through its fd, with the same bytes,
+ * after retention has deleted the segment and after the log is closed (DeleteTopics
+ * closes it while responses may still be queued), until alog_raw_release(). */
+static void test_read_raw_outlives_retention_and_close(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("rawkeep");
+    alog_options o = small_opts();
+    o.retention_bytes = 2 * 4096;
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    append_n(log, 0, 50, 1000);
+    alog_raw r;
+    TU_OK(alog_read_raw(log, 0, 1 << 20, &r));
+    assert_int_equal(r.base_offset, 0);
+    assert_true(r.length > 0);
+    uint8_t *copy = malloc(r.length);
+    assert_non_null(copy);
+    memcpy(copy, r.data, r.length);
+    char p[4096];
+    tu_segment_path(p, sizeof p, dir, 0, "log");
+    /* Enough appends for several rolls: retention deletes segment 0. */
+    append_n(log, 50, 2000, 1000);
+    TU_OK(alog_retention_run(log, NULL));
+    assert_true(alog_first_offset(log) > r.next_offset);
+    assert_int_equal(tu_file_size(p), -1);
+    uint8_t *buf = malloc(r.length);
+    assert_non_null(buf);
+    assert_int_equal(pread(r.fd, buf, r.length, (off_t)r.position), (ssize_t)r.length);
+    assert_memory_equal(buf, copy, r.length);
+    assert_memory_equal(r.data, copy, r.length);
+    TU_OK(alog_close(log));
+    memset(buf, 0, r.length);
+    assert_int_equal(pread(r.fd, buf, r.length, (off_t)r.position), (ssize_t)r.length);
+    assert_memory_equal(buf, copy, r.length);
+    alog_raw_release(&r);
+    assert_int_equal(r.fd, -1);
+    free(buf);
+    free(copy);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_read_roll_reopen),
@@ -600,6 +643,7 @@ int main(void) {
         cmocka_unit_test(test_reopen_keeps_appending_many_times),
         cmocka_unit_test(test_open_directories),
         cmocka_unit_test(test_read_raw),
+        cmocka_unit_test(test_read_raw_outlives_retention_and_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

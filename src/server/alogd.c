@@ -30,6 +30,12 @@
 
 #define DEFAULT_DATA "./data/alogd"
 #define DEFAULT_HOST "127.0.0.1"
+/* Kafka's log.retention.check.interval.ms default. */
+#define DEFAULT_RETENTION_CHECK_MS 300000
+
+/* --retention-check-ms: a topics option (topics_config), kept here rather than in
+ * server_cfg, which holds what the network layer needs. */
+static int g_retention_check_ms = DEFAULT_RETENTION_CHECK_MS;
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -48,11 +54,25 @@ static void usage(FILE *f) {
             "                           CreateTopics with -1 (default 1)\n"
             "  --fsync always|interval  always: a produce (acks 1/-1) is answered once its\n"
             "                           records are fsynced; interval (default): answered\n"
-            "                           after the append, fsynced within 1000 ms\n"
+            "                           after the append, fsynced within 1000 ms. A\n"
+            "                           topic's flush.messages/flush.ms override it\n"
             "  --max-request-bytes N    largest request accepted (default 100MiB); a\n"
             "                           larger size prefix closes the connection. Accepts\n"
             "                           K, M, G suffixes (powers of 1024)\n"
-            "  --segment-bytes N        roll partition segments at this size (default 1G)\n"
+            "  --segment-bytes N        roll partition segments at this size (default 1G;\n"
+            "                           a topic's segment.bytes overrides it)\n"
+            "  --retention-check-ms N   apply topics' retention.ms/retention.bytes every N\n"
+            "                           ms besides at each segment roll (default 300000;\n"
+            "                           0: only at rolls)\n"
+            "  --retention-bytes N      delete a partition's oldest segments while it is\n"
+            "                           larger than N (Kafka's retention.bytes; default 0:\n"
+            "                           no limit; a topic's retention.bytes overrides it)\n"
+            "  --idle-timeout-ms MS     close a connection with no request in flight once\n"
+            "                           nothing came or went for MS ms (Kafka's\n"
+            "                           connections.max.idle.ms; default %d, 10 minutes;\n"
+            "                           0: never)\n"
+            "  --max-connections N      open connections at most (default %d); past it a\n"
+            "                           new connection is accepted and closed at once\n"
             "  --no-auto-create         do not create unknown topics on Metadata/Produce\n"
             "  --config FILE            read options from FILE: one 'name = value' a line\n"
             "                           (names as the long options, e.g. 'fsync = always',\n"
@@ -65,7 +85,7 @@ static void usage(FILE *f) {
             "  alogd --data /tmp/alogd --listen 127.0.0.1:9092 &\n"
             "  echo hello | kcat -b 127.0.0.1:9092 -P -t demo\n"
             "  kcat -b 127.0.0.1:9092 -C -t demo -e\n",
-            ALOGD_DEFAULT_PORT);
+            ALOGD_DEFAULT_PORT, ALOGD_DEFAULT_IDLE_MS, ALOGD_DEFAULT_MAX_CONNECTIONS);
 }
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -100,6 +120,16 @@ static int parse_size(const char *s, uint64_t *out) {
     }
     if (v > UINT64_MAX / mul) return -1;
     *out = v * mul;
+    return 0;
+}
+
+/* A plain decimal count (no suffix). */
+static int parse_count(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-' || *end) return -1;
+    *out = v;
     return 0;
 }
 
@@ -187,6 +217,22 @@ static int apply_option(server_cfg *cfg, char *data_buf, size_t data_len, const 
         if (parse_size(value, &n) || n < 64)
             return fail("%s: segment-bytes must be at least 64, not '%s'", where, value);
         cfg->segment_bytes = n;
+    } else if (!strcmp(name, "retention-bytes")) {
+        if (parse_size(value, &n))
+            return fail("%s: retention-bytes must be a byte count, not '%s'", where, value);
+        cfg->retention_bytes = n;
+    } else if (!strcmp(name, "idle-timeout-ms")) {
+        if (parse_count(value, &n) || n > INT32_MAX)
+            return fail("%s: idle-timeout-ms must be 0..%d, not '%s'", where, INT32_MAX, value);
+        cfg->idle_timeout_ms = (int64_t)n;
+    } else if (!strcmp(name, "max-connections")) {
+        if (parse_count(value, &n) || n < 1 || n > 10000000)
+            return fail("%s: max-connections must be 1..10000000, not '%s'", where, value);
+        cfg->max_connections = (int)n;
+    } else if (!strcmp(name, "retention-check-ms")) {
+        if (parse_size(value, &n) || n > INT32_MAX)
+            return fail("%s: retention-check-ms must be 0..%d, not '%s'", where, INT32_MAX, value);
+        g_retention_check_ms = (int)n;
     } else if (!strcmp(name, "auto-create")) {
         int b = 1;
         if (value && parse_bool(value, &b))
@@ -263,6 +309,8 @@ int main(int argc, char **argv) {
     cfg->partitions = 1;
     cfg->max_request_bytes = ALOGD_DEFAULT_MAX_REQUEST;
     cfg->auto_create = 1;
+    cfg->idle_timeout_ms = ALOGD_DEFAULT_IDLE_MS;
+    cfg->max_connections = ALOGD_DEFAULT_MAX_CONNECTIONS;
 
     static const struct option opts[] = {
         {"data", required_argument, NULL, 0},
@@ -272,6 +320,10 @@ int main(int argc, char **argv) {
         {"fsync", required_argument, NULL, 0},
         {"max-request-bytes", required_argument, NULL, 0},
         {"segment-bytes", required_argument, NULL, 0},
+        {"retention-check-ms", required_argument, NULL, 0},
+        {"retention-bytes", required_argument, NULL, 0},
+        {"idle-timeout-ms", required_argument, NULL, 0},
+        {"max-connections", required_argument, NULL, 0},
         {"no-auto-create", no_argument, NULL, 0},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"help", no_argument, NULL, OPT_HELP},
@@ -330,11 +382,15 @@ int main(int argc, char **argv) {
     tc.default_partitions = cfg->partitions;
     tc.auto_create = cfg->auto_create;
     alog_options_init(&tc.log_opts);
-    /* --fsync always: the logs never sync on the append path; a produce asks for the
-     * fsync with alog_on_durable() and is answered from its callback. */
-    tc.log_opts.fsync_policy = cfg->fsync_always ? ALOG_FSYNC_NEVER : ALOG_FSYNC_INTERVAL;
+    /* The defaults of the topics' flush.messages (--fsync always: 1) and flush.ms
+     * (1000). A topic fsynced per acknowledgement gets logs that never sync on the
+     * append path: a produce asks for the fsync with alog_on_durable() (topics.c). */
+    tc.fsync_always = cfg->fsync_always;
+    tc.log_opts.fsync_policy = ALOG_FSYNC_INTERVAL;
     tc.log_opts.fsync_interval_ms = 1000;
+    tc.retention_check_ms = g_retention_check_ms;
     if (cfg->segment_bytes) tc.log_opts.segment_bytes = cfg->segment_bytes;
+    tc.log_opts.retention_bytes = cfg->retention_bytes;
     /* A batch may be as large as a request. */
     if (cfg->max_request_bytes > tc.log_opts.max_batch_bytes)
         tc.log_opts.max_batch_bytes = (uint32_t)cfg->max_request_bytes;

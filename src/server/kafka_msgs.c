@@ -25,6 +25,10 @@
  * correlation id, nullable client id) and v2 (the same plus tagged fields) for flexible
  * versions, here only ApiVersions v3. Every response alogd sends uses header v0 (the
  * correlation id alone): ApiVersions always does, and nothing else is flexible.
+ *
+ * Fetch responses may leave records out of line (kafka_encode_fetch_response): the
+ * records' and the frame's sizes count them, no bytes are written for them, and the
+ * caller learns where they go; alogd sends them from the segment files (net.c).
  */
 #include "kafka_msgs.h"
 
@@ -81,8 +85,10 @@ const char *kafka_err_name(int16_t code) {
     case KERR_INVALID_PARTITIONS: return "INVALID_PARTITIONS";
     case KERR_INVALID_REPLICATION_FACTOR: return "INVALID_REPLICATION_FACTOR";
     case KERR_INVALID_REPLICA_ASSIGNMENT: return "INVALID_REPLICA_ASSIGNMENT";
+    case KERR_INVALID_CONFIG: return "INVALID_CONFIG";
     case KERR_INVALID_REQUEST: return "INVALID_REQUEST";
     case KERR_KAFKA_STORAGE_ERROR: return "KAFKA_STORAGE_ERROR";
+    case KERR_INVALID_RECORD: return "INVALID_RECORD";
     default: return "?";
     }
 }
@@ -294,7 +300,16 @@ static int io_fetch_req(kio *io, kreq_fetch *r, int v) {
     return 0;
 }
 
-static int io_fetch_records(kio *io, kfetch_part_resp *p) {
+/* The out-of-line records chunks of a Fetch response being encoded (see
+ * kafka_encode_fetch_response): where each goes, and their bytes. NULL everywhere
+ * else, where every chunk must be in line. */
+typedef struct fetch_gaps {
+    size_t *pos;
+    size_t n, cap;
+    int64_t bytes;
+} fetch_gaps;
+
+static int io_fetch_records(kio *io, kfetch_part_resp *p, fetch_gaps *g) {
     if (!io->writing) {
         kbytes b;
         TRY(kio_bytes(io, &b, 1));
@@ -319,12 +334,21 @@ static int io_fetch_records(kio *io, kfetch_part_resp *p) {
         return kio_fail(io, "records of %lld bytes are too large", (long long)total);
     int32_t n = (int32_t)total;
     TRY(kio_i32(io, &n));
-    for (int32_t i = 0; i < p->nchunks; i++)
-        if (p->chunks[i].len > 0) TRY(kio_raw(io, p->chunks[i].p, (size_t)p->chunks[i].len));
+    for (int32_t i = 0; i < p->nchunks; i++) {
+        if (p->chunks[i].len <= 0) continue;
+        if (p->chunks[i].p) {
+            TRY(kio_raw(io, p->chunks[i].p, (size_t)p->chunks[i].len));
+        } else {
+            if (!g || g->n == g->cap)
+                return kio_fail(io, "an out-of-line records chunk was not announced");
+            g->pos[g->n++] = io->out->len;
+            g->bytes += p->chunks[i].len;
+        }
+    }
     return 0;
 }
 
-static int io_fetch_resp(kio *io, kresp_fetch *r, int v) {
+static int io_fetch_resp(kio *io, kresp_fetch *r, int v, fetch_gaps *g) {
     if (v >= 1) TRY(kio_i32(io, &r->throttle_time_ms));
     if (v >= 7) {
         TRY(kio_i16(io, &r->error_code));
@@ -350,7 +374,7 @@ static int io_fetch_resp(kio *io, kresp_fetch *r, int v) {
                 }
             }
             if (v >= 11) TRY(kio_i32(io, &p->preferred_read_replica));
-            TRY(io_fetch_records(io, p));
+            TRY(io_fetch_records(io, p, g));
         }
     }
     return 0;
@@ -479,7 +503,7 @@ static int io_response_body(kio *io, int16_t key, int v, kresp_body *b) {
     case KAPI_API_VERSIONS: return io_api_versions_resp(io, &b->api_versions, v);
     case KAPI_METADATA: return io_metadata_resp(io, &b->metadata, v);
     case KAPI_PRODUCE: return io_produce_resp(io, &b->produce, v);
-    case KAPI_FETCH: return io_fetch_resp(io, &b->fetch, v);
+    case KAPI_FETCH: return io_fetch_resp(io, &b->fetch, v, NULL);
     case KAPI_LIST_OFFSETS: return io_list_offsets_resp(io, &b->list_offsets, v);
     case KAPI_CREATE_TOPICS: return io_create_topics_resp(io, &b->create_topics, v);
     case KAPI_DELETE_TOPICS: return io_delete_topics_resp(io, &b->delete_topics, v);
@@ -567,6 +591,32 @@ int kafka_encode_response(kbuf *out, int16_t api_key, int16_t version, int32_t c
         set_err(err, errlen, api_key, version, "response", io.err);
         return -1;
     }
+    return 0;
+}
+
+int kafka_encode_fetch_response(kbuf *out, int16_t version, int32_t correlation_id,
+                                const kresp_fetch *body, size_t *gap_pos, size_t ngaps,
+                                char *err, size_t errlen) {
+    size_t start = out->len;
+    kio io;
+    kio_writer(&io, out);
+    size_t at = kio_size_placeholder(&io);
+    kio_i32(&io, &correlation_id);
+    kresp_fetch copy = *body;
+    fetch_gaps g = {gap_pos, 0, ngaps, 0};
+    io_fetch_resp(&io, &copy, version, &g);
+    if (!io.failed && g.n != ngaps)
+        kio_fail(&io, "%zu out-of-line records chunks, %zu announced", g.n, ngaps);
+    /* The frame's size counts the gaps' bytes, which are not in out. */
+    uint64_t size = (uint64_t)(out->len - at - 4) + (uint64_t)g.bytes;
+    if (!io.failed && size > INT32_MAX)
+        kio_fail(&io, "message of %llu bytes is too large", (unsigned long long)size);
+    if (io.failed) {
+        out->len = start;
+        set_err(err, errlen, KAPI_FETCH, version, "response", io.err);
+        return -1;
+    }
+    for (int i = 0; i < 4; i++) out->data[at + (size_t)i] = (uint8_t)(size >> (24 - 8 * i));
     return 0;
 }
 

@@ -46,8 +46,10 @@ enum {
     KERR_INVALID_PARTITIONS = 37,
     KERR_INVALID_REPLICATION_FACTOR = 38,
     KERR_INVALID_REPLICA_ASSIGNMENT = 39,
+    KERR_INVALID_CONFIG = 40,
     KERR_INVALID_REQUEST = 42,
     KERR_KAFKA_STORAGE_ERROR = 56,
+    KERR_INVALID_RECORD = 87,
 };
 
 /* The name of a Kafka error code ("CORRUPT_MESSAGE"), or "UNKNOWN(n)" style "?". */
@@ -222,7 +224,9 @@ typedef struct kfetch_part_resp {
     kaborted_txn *aborted;
     int32_t preferred_read_replica; /* v11+ */
     /* The records field: null if records_null, else the concatenation of the chunks
-     * (batches from one or more segments, sent unchanged). Decoding gives one chunk. */
+     * (batches from one or more segments, sent unchanged). Decoding gives one chunk.
+     * A chunk with p NULL and len > 0 is out of line: only
+     * kafka_encode_fetch_response() takes it (its bytes are sent from a file). */
     int records_null;
     int32_t nchunks;
     kbytes *chunks;
@@ -396,6 +400,16 @@ int kafka_encode_request(kbuf *out, const kreq *req, char *err, size_t errlen);
  * v3). 0 on success, -1 (err filled) on failure. */
 int kafka_encode_response(kbuf *out, int16_t api_key, int16_t version, int32_t correlation_id,
                           const kresp_body *body, char *err, size_t errlen);
+
+/* A Fetch response whose records may be partly out of line (alogd sends them with
+ * sendfile): a chunk with p NULL and len > 0 is counted in its records' size and in
+ * the frame's size, but no bytes are written for it; gap_pos[k] gets the position in
+ * out where the k-th such chunk's bytes belong, in encoding order (topics, partitions,
+ * chunks). ngaps must be the number of such chunks. The frame is then out's bytes
+ * with each gap's bytes inserted at its position. 0 on success, -1 (err filled). */
+int kafka_encode_fetch_response(kbuf *out, int16_t version, int32_t correlation_id,
+                                const kresp_fetch *body, size_t *gap_pos, size_t ngaps,
+                                char *err, size_t errlen);
 
 /* Decodes a response body (after the 4-byte size: header and body) for a request of
  * this key and version, into *body (arrays from arena); *correlation_id gets the id.

@@ -24,6 +24,27 @@
  * request order. A connection with 64 requests in flight or 64 MiB of unsent output
  * is not read further until that drains (back-pressure on its TCP window).
  *
+ * Sending: a slot holds the encoded response and, for a Fetch, file ranges (segment
+ * fd, position, length) that belong at given places in it (api.c decides which
+ * records go that way). The buffer's bytes go with send(), MSG_MORE when a range
+ * follows, and each range with sendfile(2) on the non-blocking socket: no copy through
+ * user space. A partial send or sendfile (EAGAIN) keeps its place (a position in the
+ * buffer, or a range and the bytes of it sent) and resumes on EPOLLOUT. Each range
+ * holds its segment's reference (alog_raw) until its last byte is sent, or until the
+ * connection closes: the fd stays open, so bytes already promised are still read from
+ * a segment that retention unlinked meanwhile; and the range lies below the
+ * segment's published end when it was read, where the bytes never change.
+ *
+ * Connection limits: --max-connections counts open connections over every worker (an
+ * atomic); a connection past it is accepted and closed at once (with a log line, at
+ * most one a second, so a flood cannot flood the log), and the others are served as
+ * before. --idle-timeout-ms (Kafka's connections.max.idle.ms, default 10 minutes)
+ * closes, with a log line, a connection that received nothing and finished no
+ * response for that long and has no request in flight. Each worker keeps its
+ * connections in order of last activity (a doubly linked list: activity moves a
+ * connection to the front in O(1)), so the timer looks only at the tail, and
+ * epoll_wait's timeout includes the tail's deadline.
+ *
  * Parked Fetches: a Fetch without min_bytes of data waits in its worker's parked list
  * until its deadline (the epoll_wait timeout is the nearest one) or until
  * server_data_arrived() is called after an append on any worker; then every parked
@@ -44,6 +65,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,10 +78,21 @@
 #define READ_CHUNK (64u << 10)
 #define DRAIN_MS 5000
 
+/* A file range of a Fetch response: its bytes go at position at of the slot's out. */
+typedef struct slot_file {
+    size_t at;
+    alog_raw raw; /* holds the segment: the fd stays open and readable until released */
+} slot_file;
+
 struct slot {
     slot *next;
-    kbuf out;
-    size_t sent;
+    kbuf out;         /* the encoded response, without its file ranges */
+    size_t sent;      /* bytes of out sent */
+    slot_file *files; /* by position */
+    size_t nfiles;
+    size_t fi;        /* the next file range to send */
+    uint64_t fsent;   /* bytes of files[fi] sent */
+    uint64_t size;    /* out.len plus the file ranges' bytes */
     int ready;
 };
 
@@ -77,7 +110,8 @@ struct conn {
     int stalled; /* stopped reading for back-pressure; resume when it drains */
     int eof;     /* the peer shut its side: close once every response is out */
     int want_resume;
-    conn *prev, *next;  /* the worker's open connections */
+    int64_t last_active; /* a byte received or a response sent (worker's clock) */
+    conn *prev, *next;  /* the worker's open connections, most recently active first */
     conn *resume_next;  /* the worker's resume list */
     conn *grave_next;   /* freed at the end of the loop iteration */
 };
@@ -96,8 +130,11 @@ struct worker {
     int draining;
     int64_t drain_deadline;
     int64_t accept_resume; /* accepting paused (out of fds) until then; 0 = not paused */
+    int64_t now;           /* mono_ms() at the start of this loop iteration */
+    int64_t refused_logged; /* when the last --max-connections refusal was logged */
+    int refused_quiet;     /* refusals since then, not logged */
     request *parked;
-    conn *conns;
+    conn *conns, *conns_tail; /* least recently active at the tail */
     conn *resume;
     conn *grave;
 };
@@ -165,9 +202,53 @@ int worker_draining(const worker *w) { return w->draining; }
 
 /* ---- connections -------------------------------------------------------------------- */
 
+/* Drops the segment references a response still holds (sent or not). */
+static void slot_release_files(slot *s) {
+    for (size_t i = 0; i < s->nfiles; i++) alog_raw_release(&s->files[i].raw);
+    free(s->files);
+    s->files = NULL;
+    s->nfiles = s->fi = 0;
+}
+
 static void slot_free(slot *s) {
+    slot_release_files(s);
     kbuf_free(&s->out);
     free(s);
+}
+
+/* The worker's list of open connections, kept in order of activity for the idle
+ * timeout: touching moves a connection to the front, so the one idle longest is at
+ * the tail. */
+static void conn_unlink(conn *c) {
+    worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        w->conns_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void conn_link_front(conn *c) {
+    worker *w = c->w;
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    else
+        w->conns_tail = c;
+    w->conns = c;
+}
+
+static void conn_touch(conn *c) {
+    c->last_active = c->w->now;
+    if (!c->closed && c->w->conns != c) {
+        conn_unlink(c);
+        conn_link_front(c);
+    }
 }
 
 static void conn_unref(conn *c) {
@@ -204,6 +285,9 @@ static void conn_close(conn *c, const char *why) {
     close(c->fd);
     c->fd = -1;
     worker *w = c->w;
+    atomic_fetch_sub(&w->srv->nconns, 1);
+    /* Responses not sent never will be: their segments may go now. */
+    for (slot *s = c->head; s; s = s->next) slot_release_files(s);
     /* Its parked Fetches go now. */
     request **pp = &w->parked;
     while (*pp) {
@@ -217,12 +301,7 @@ static void conn_close(conn *c, const char *why) {
             pp = &r->park_next;
         }
     }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    conn_unlink(c);
     conn_unref(c);
 }
 
@@ -230,26 +309,73 @@ static int conn_can_take(const conn *c) {
     return c->nslots < MAX_INFLIGHT && c->unsent < MAX_UNSENT && !c->w->draining;
 }
 
-/* Sends what is ready at the head of the queue. */
-static void conn_flush(conn *c) {
-    while (!c->closed && c->head && c->head->ready) {
-        slot *s = c->head;
-        while (s->sent < s->out.len) {
-            ssize_t n = send(c->fd, s->out.data + s->sent, s->out.len - s->sent, MSG_NOSIGNAL);
+/* Sends what the socket takes of response s: the bytes of out, and at their places
+ * its file ranges with sendfile (no copy through user space; see api.c for when a
+ * Fetch uses them). Returns 1 once s is all sent, 0 when the socket is full (EPOLLOUT
+ * brings us back, and the send resumes where it stopped, within out or within a
+ * file range), -1 if the connection was closed. */
+static int slot_send(conn *c, slot *s) {
+    for (;;) {
+        ssize_t n;
+        const char *call;
+        if (s->fi < s->nfiles && s->sent == s->files[s->fi].at) {
+            slot_file *f = &s->files[s->fi];
+            if (s->fsent == f->raw.length) {
+                alog_raw_release(&f->raw); /* sent: retention may take the segment now */
+                s->fi++;
+                s->fsent = 0;
+                continue;
+            }
+            uint64_t left = f->raw.length - s->fsent;
+            off_t off = (off_t)(f->raw.position + s->fsent);
+            call = "sendfile";
+            n = sendfile(c->fd, f->raw.fd, &off, left > (1u << 30) ? (1u << 30) : (size_t)left);
+            if (n > 0) {
+                s->fsent += (uint64_t)n;
+                c->unsent -= (size_t)n;
+                continue;
+            }
+            if (n == 0) { /* below the published end a segment never shrinks */
+                conn_close(c, "sendfile: a segment file ended before its published end");
+                return -1;
+            }
+        } else {
+            size_t end = s->fi < s->nfiles ? s->files[s->fi].at : s->out.len;
+            if (s->sent == end) return 1;
+            /* MSG_MORE before a file range: the header and the records leave in full
+             * segments, not a small one first (TCP_NODELAY is on). */
+            call = "send";
+            n = send(c->fd, s->out.data + s->sent, end - s->sent,
+                     MSG_NOSIGNAL | (s->fi < s->nfiles ? MSG_MORE : 0));
             if (n > 0) {
                 s->sent += (size_t)n;
                 c->unsent -= (size_t)n;
                 continue;
             }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return; /* EPOLLOUT */
-            conn_close(c, n < 0 && errno != EPIPE && errno != ECONNRESET ? strerror(errno) : NULL);
-            return;
         }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0; /* EPOLLOUT */
+        if (n < 0 && errno != EPIPE && errno != ECONNRESET) {
+            char why[160];
+            snprintf(why, sizeof why, "%s: %s", call, strerror(errno));
+            conn_close(c, why);
+        } else {
+            conn_close(c, NULL);
+        }
+        return -1;
+    }
+}
+
+/* Sends what is ready at the head of the queue. */
+static void conn_flush(conn *c) {
+    while (!c->closed && c->head && c->head->ready) {
+        slot *s = c->head;
+        if (slot_send(c, s) <= 0) return;
         c->head = s->next;
         if (!c->head) c->tail = NULL;
         c->nslots--;
         slot_free(s);
+        conn_touch(c);
     }
     if (c->eof && !c->head && !c->closed) {
         conn_close(c, NULL);
@@ -280,7 +406,8 @@ const char *request_peer(const request *r) { return r->c->peer; }
 
 static void slot_done(conn *c, slot *s) {
     s->ready = 1;
-    c->unsent += s->out.len;
+    if (s->size < s->out.len) s->size = s->out.len; /* no file ranges */
+    c->unsent += s->size;
     conn_flush(c);
 }
 
@@ -296,6 +423,43 @@ void request_respond(request *r, const kresp_body *body) {
             slot_done(c, r->slot);
         }
     }
+    request_free(r);
+}
+
+void request_respond_fetch(request *r, const kresp_fetch *body, alog_raw *files, size_t nfiles) {
+    conn *c = r->c;
+    slot *s = r->slot;
+    size_t *pos = NULL;
+    if (!c->closed && nfiles) {
+        s->files = calloc(nfiles, sizeof *s->files);
+        pos = calloc(nfiles, sizeof *pos);
+        if (!s->files || !pos) {
+            free(pos);
+            for (size_t i = 0; i < nfiles; i++) alog_raw_release(&files[i]);
+            conn_close(c, "out of memory for a response");
+            request_free(r);
+            return;
+        }
+    }
+    if (!c->closed) {
+        char err[300];
+        if (kafka_encode_fetch_response(&s->out, r->req.h.api_version, r->req.h.correlation_id,
+                                        body, pos, nfiles, err, sizeof err) != 0) {
+            conn_close(c, err);
+        } else {
+            s->size = s->out.len;
+            for (size_t i = 0; i < nfiles; i++) {
+                s->files[i].at = pos[i];
+                s->files[i].raw = files[i];
+                s->size += files[i].length;
+                files[i].internal = NULL; /* the slot's now */
+            }
+            s->nfiles = nfiles;
+            slot_done(c, s);
+        }
+    }
+    free(pos);
+    for (size_t i = 0; i < nfiles; i++) alog_raw_release(&files[i]); /* those not taken */
     request_free(r);
 }
 
@@ -453,6 +617,7 @@ static void conn_read(conn *c) {
         ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
         if (n > 0) {
             c->in.len += (size_t)n;
+            conn_touch(c);
             process_input(c);
             continue;
         }
@@ -471,6 +636,41 @@ static void conn_read(conn *c) {
     }
 }
 
+static void format_peer(const struct sockaddr_storage *ss, char *out, size_t outlen) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    snprintf(out, outlen, "?");
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        snprintf(out, outlen, "%s:%d", host, ntohs(a->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        snprintf(out, outlen, "[%s]:%d", host, ntohs(a->sin6_port));
+    }
+}
+
+/* A connection past --max-connections: accepted (so it leaves the backlog) and closed
+ * at once. One line a second at most, counting those not logged, so a flood of
+ * connections cannot flood the log. */
+static void refuse(worker *w, int fd, const struct sockaddr_storage *ss) {
+    close(fd);
+    int64_t now = mono_ms();
+    if (w->refused_logged && now - w->refused_logged < 1000) {
+        w->refused_quiet++;
+        return;
+    }
+    char peer[64], more[80] = "";
+    format_peer(ss, peer, sizeof peer);
+    if (w->refused_quiet)
+        snprintf(more, sizeof more, "; %d more refused since the last such line",
+                 w->refused_quiet);
+    logmsg("%s: connection refused: %d connections are open (--max-connections %d)%s", peer,
+           atomic_load(&w->srv->nconns), w->srv->cfg.max_connections, more);
+    w->refused_logged = now;
+    w->refused_quiet = 0;
+}
+
 static void accept_all(worker *w) {
     for (;;) {
         struct sockaddr_storage ss;
@@ -487,48 +687,68 @@ static void accept_all(worker *w) {
             w->accept_resume = mono_ms() + 1000;
             return;
         }
+        /* The count covers every worker; conn_close() gives the place back. */
+        if (atomic_fetch_add(&w->srv->nconns, 1) >= w->srv->cfg.max_connections) {
+            atomic_fetch_sub(&w->srv->nconns, 1);
+            refuse(w, fd, &ss);
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         conn *c = calloc(1, sizeof *c);
         if (!c) {
             close(fd);
+            atomic_fetch_sub(&w->srv->nconns, 1);
             logmsg("out of memory accepting a connection");
             continue;
         }
         c->w = w;
         c->fd = fd;
         c->refs = 1;
-        char host[INET6_ADDRSTRLEN] = "?";
-        int port = 0;
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-            port = ntohs(a->sin_port);
-            snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-            port = ntohs(a->sin6_port);
-            snprintf(c->peer, sizeof c->peer, "[%s]:%d", host, port);
-        }
+        format_peer(&ss, c->peer, sizeof c->peer);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = c};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             logmsg("epoll_ctl: %s", strerror(errno));
             close(fd);
+            atomic_fetch_sub(&w->srv->nconns, 1);
             free(c);
             continue;
         }
-        c->next = w->conns;
-        if (w->conns) w->conns->prev = c;
-        w->conns = c;
+        c->last_active = w->now;
+        conn_link_front(c);
     }
 }
 
 /* ---- the worker loop ---------------------------------------------------------------- */
 
+/* Closes the connections idle for --idle-timeout-ms (Kafka's connections.max.idle.ms):
+ * nothing received and no response finished for that long, and no request in flight
+ * (a parked Fetch, a Produce waiting for its fsync, a response not yet all sent). The
+ * least recently active connection is at the tail; a busy one found there goes to
+ * the front (its clock starts again once its last response is out). */
+static void close_idle(worker *w) {
+    int64_t idle = w->srv->cfg.idle_timeout_ms;
+    if (idle <= 0 || w->draining) return;
+    while (w->conns_tail && w->now - w->conns_tail->last_active >= idle) {
+        conn *c = w->conns_tail;
+        if (c->nslots > 0) {
+            conn_touch(c);
+            continue;
+        }
+        char why[160];
+        snprintf(why, sizeof why, "idle for %lld ms (--idle-timeout-ms %lld)",
+                 (long long)(w->now - c->last_active), (long long)idle);
+        conn_close(c, why);
+    }
+}
+
 static int next_timeout(worker *w) {
     int64_t now = mono_ms(), t = -1;
+    if (w->srv->cfg.idle_timeout_ms > 0 && w->conns_tail && !w->draining) {
+        int64_t d = w->conns_tail->last_active + w->srv->cfg.idle_timeout_ms - now;
+        t = d > 0 ? d : 0;
+    }
     for (request *r = w->parked; r; r = r->park_next) {
         int64_t d = r->deadline_ms - now;
         if (d < 0) d = 0;
@@ -580,12 +800,14 @@ static void end_of_iteration(worker *w) {
 static void *worker_main(void *arg) {
     worker *w = arg;
     struct epoll_event evs[64];
+    w->now = mono_ms();
     for (;;) {
         int n = epoll_wait(w->epfd, evs, 64, next_timeout(w));
         if (n < 0 && errno != EINTR) {
             logmsg("epoll_wait: %s", strerror(errno));
             break;
         }
+        w->now = mono_ms();
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &w->lfd) {
@@ -610,6 +832,7 @@ static void *worker_main(void *arg) {
         run_tasks(w);
         if (atomic_exchange(&w->data_flag, 0)) retry_parked(w, 1);
         retry_parked(w, 0);
+        close_idle(w);
         end_of_iteration(w);
         if (atomic_load(&w->stop) && !w->draining) {
             start_draining(w);

@@ -7,6 +7,9 @@
  * or request_close_conn(); until then it may wait: a Produce for an fsync
  * (worker_post() from the log's fsync thread), a Fetch for data (request_park()).
  * Responses leave each connection in request order, whatever order they finish in.
+ * A Fetch response may carry segment file ranges (request_respond_fetch()): net.c
+ * sends them with sendfile(2) between the encoded bytes, holding each range's segment
+ * reference (alog_raw) until its bytes are out.
  * Everything about a request runs on the thread of the worker that owns its
  * connection, except the callbacks that end in worker_post().
  */
@@ -24,6 +27,8 @@
 #define ALOGD_DEFAULT_PORT 9092
 #define ALOGD_DEFAULT_MAX_REQUEST (100u << 20)
 #define ALOGD_THREADS 2
+#define ALOGD_DEFAULT_IDLE_MS 600000 /* Kafka's connections.max.idle.ms: 10 minutes */
+#define ALOGD_DEFAULT_MAX_CONNECTIONS 10000
 
 typedef struct server_cfg {
     const char *data_dir;
@@ -36,6 +41,9 @@ typedef struct server_cfg {
     size_t max_request_bytes;
     int auto_create;
     uint64_t segment_bytes; /* 0 = the engine's default */
+    uint64_t retention_bytes; /* per partition; 0 = no limit */
+    int64_t idle_timeout_ms; /* close connections idle this long; 0 = never */
+    int max_connections;     /* open connections beyond this are refused */
 } server_cfg;
 
 typedef struct worker worker;
@@ -49,6 +57,7 @@ typedef struct server {
     int nworkers;
     char host[256]; /* advertised host and port */
     int port;
+    atomic_int nconns; /* open connections, all workers (--max-connections) */
 } server;
 
 /* A unit of work posted to a worker from any thread; runs on the worker's thread.
@@ -78,6 +87,12 @@ typedef struct request {
 
 /* Encodes body as the response of r, queues it in order, frees r. */
 void request_respond(request *r, const kresp_body *body);
+/* The same for a Fetch whose records chunks with p NULL (out of line, see
+ * kafka_encode_fetch_response) are sent from files: files[k] is the k-th such chunk,
+ * in encoding order, its bytes the range [position, position + length) of its fd.
+ * Takes the references in files[0..nfiles) (files itself stays the caller's): each is
+ * released once its bytes are sent, or when the connection closes. */
+void request_respond_fetch(request *r, const kresp_fetch *body, alog_raw *files, size_t nfiles);
 /* r gets no response (Produce with acks=0); frees r. */
 void request_no_response(request *r);
 /* Closes r's connection with a log line naming why; frees r. */

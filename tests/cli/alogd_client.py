@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""alogd_client.py -- a minimal Kafka wire-protocol client for test_alogd_basic.sh.
+"""alogd_client.py -- a minimal Kafka wire-protocol client for test_alogd_basic.sh
+(and a module for alogd_fetch_client.py, which imports it: PORT is argv[1] there too).
 
 Written from the Kafka message schemas with struct packing, independently of alogd's
 own codec (src/server/kafka_msgs.c), so that a mistake shared by alogd's encoder and
@@ -23,10 +24,11 @@ import time
 
 PORT = int(sys.argv[1])
 CHECKS = 0
+TAG = "test_alogd_basic"  # other scripts that import this module set their own
 
 
 def fail(msg):
-    sys.exit("FAIL [test_alogd_basic]: " + msg)
+    sys.exit("FAIL [%s]: %s" % (TAG, msg))
 
 
 def check(cond, msg):
