@@ -297,6 +297,11 @@ static void produce_partition(request *r, const kproduce_part *pp, kproduce_part
         pr->error_code = KERR_INVALID_RECORD;
         why = n != 1 ? "Produce v3+ must carry exactly one record batch per partition"
                      : "Produce v3+ must carry a record batch with magic 2";
+    } else if (r->req.h.api_version < 7 && (pp->records.p[22] & 0x07) == 4) {
+        /* Kafka's broker too: zstd came with Produce v7 (KIP-110), so an older request
+         * cannot carry it (a client that sends it has not negotiated it). */
+        pr->error_code = KERR_UNSUPPORTED_COMPRESSION_TYPE;
+        why = "zstd needs Produce v7 or later";
     }
     if (pr->error_code) {
         char got[32] = "";

@@ -264,6 +264,12 @@ def phase_create(data, log_path):
     old[16] = 1
     r = produce(c, "p3", 1, bytes(old))
     check(r["err"] == 87, "magic 1 in Produce v7: INVALID_RECORD (87), got %r" % r)
+    # zstd (attributes codec 4) only from Produce v7 on: UNSUPPORTED_COMPRESSION_TYPE.
+    z = bytearray(make_batch([b"z"], 1000))
+    z[22] = 4
+    z[17:21] = struct.pack(">I", crc32c(bytes(z[21:])))
+    r = kc.produce(c, 6, "p3", 1, bytes(z))
+    check(r["err"] == 76, "zstd in Produce v6: UNSUPPORTED_COMPRESSION_TYPE (76), got %r" % r)
     check(hw(c, "p3", 1) == 0, "nothing appended by the refused produces")
     r = produce(c, "p3", 1, make_batch([b"one"], 1000))
     check(r["err"] == 0 and r["base"] == 0, "then one batch: %r" % r)
