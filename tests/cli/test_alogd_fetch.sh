@@ -19,45 +19,8 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
-ALOGD=${ALOGD:-${ALOG_BUILD:-}/src/server/alogd}
-[ -x "$ALOGD" ] || fail "no alogd binary at $ALOGD (set ALOGD or ALOG_BUILD)"
-command -v python3 >/dev/null || fail "python3 is needed"
+. "$(dirname "$0")/alogd_common.sh"
 CLIENT=$(dirname "$0")/alogd_fetch_client.py
-
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-
-# start_server LOG ARGS...: starts alogd on a free port (port 0) and sets PORT.
-start_server() {
-  local log=$1 before
-  shift
-  before=$(wc -l <"$log")
-  "$ALOGD" --listen 127.0.0.1:0 "$@" 2>>"$log" &
-  SERVER_PID=$!
-  PORT=""
-  for _ in $(seq 1 100); do
-    PORT=$(tail -n +$((before + 1)) "$log" |
-      sed -n 's/^alogd: listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p')
-    [ -n "$PORT" ] && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$log" >&2
-  fail "alogd did not start"
-}
-
-# stop_server: SIGTERM, expects exit status 0 within 10 s.
-stop_server() {
-  kill -TERM "$SERVER_PID"
-  local rc=0
-  timeout 10 tail --pid="$SERVER_PID" -f /dev/null || fail "alogd did not stop within 10 s of SIGTERM"
-  wait "$SERVER_PID" || rc=$?
-  SERVER_PID=""
-  assert_eq 0 "$rc" "alogd exit status after SIGTERM"
-}
 
 # --- usage ------------------------------------------------------------------------
 run 0 "$ALOGD" --help

@@ -18,9 +18,7 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
-ALOGD=${ALOGD:-${ALOG_BUILD:-}/src/server/alogd}
-[ -x "$ALOGD" ] || fail "no alogd binary at $ALOGD (set ALOGD or ALOG_BUILD)"
-command -v python3 >/dev/null || fail "python3 is needed"
+. "$(dirname "$0")/alogd_common.sh"
 CLIENT=$(dirname "$0")/alogd_topics_client.py
 
 # strace counts the fsyncs of the flush.* checks; without it they are skipped (said so).
@@ -29,21 +27,13 @@ if command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null; 
   STRACE=1
 fi
 
-SERVER_PID=""
-ALOGD_PID=""
-cleanup() {
-  if [ -n "$ALOGD_PID" ]; then kill -KILL "$ALOGD_PID" 2>/dev/null || true; fi
-  if [ -n "$SERVER_PID" ]; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-
 DATA=$T/data
 LOG=$T/alogd.log
 : >"$LOG"
 
-# start_server TRACE ARGS...: alogd on a free port with DATA (under strace, writing
+# start_traced TRACE ARGS...: alogd on a free port with DATA (under strace, writing
 # TRACE, when strace is there); sets PORT, SERVER_PID (strace's or alogd's), ALOGD_PID.
-start_server() {
+start_traced() {
   local trace=$1 before
   shift
   before=$(wc -l <"$LOG")
@@ -57,26 +47,8 @@ start_server() {
     "$ALOGD" --listen 127.0.0.1:0 --data "$DATA" "$@" 2>>"$LOG" &
   fi
   SERVER_PID=$!
-  PORT=""
-  for _ in $(seq 1 300); do
-    PORT=$(tail -n +$((before + 1)) "$LOG" |
-      sed -n 's/^alogd: listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p')
-    [ -n "$PORT" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "$PORT" ] || { cat "$LOG" >&2; fail "alogd did not start"; }
+  wait_listening "$LOG" "$before"
   ALOGD_PID=$(cat "$DATA/alogd.lock")
-}
-
-stop_server() {
-  kill -TERM "$ALOGD_PID"
-  local rc=0
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "alogd did not stop within 20 s of SIGTERM"
-  wait "$SERVER_PID" || rc=$?
-  SERVER_PID=""
-  ALOGD_PID=""
-  assert_eq 0 "$rc" "alogd exit status after SIGTERM"
 }
 
 client() {
@@ -84,7 +56,7 @@ client() {
 }
 
 # --- phase 1: create topics with configs, use them -----------------------------------
-start_server "$T/trace1" --fsync interval --retention-check-ms 200
+start_traced "$T/trace1" --fsync interval --retention-check-ms 200
 client create "$DATA" "$LOG"
 if [ "$STRACE" = 1 ]; then
   # --fsync interval: flush.messages=1 fsyncs each acknowledged produce; flush.ms does not.
@@ -92,7 +64,7 @@ if [ "$STRACE" = 1 ]; then
 else
   echo "SKIP: strace is not installed: the flush.messages/flush.ms fsync counts are not checked"
 fi
-stop_server
+stop_server 20
 "$ALOG" verify "$DATA/lat-0" >/dev/null || fail "alog verify of the LogAppendTime partition"
 
 # --- leftovers, as crashes and operators leave them ----------------------------------
@@ -107,14 +79,14 @@ run 0 "$ALOG" append "$DATA/legacy-1" c
 [ -d "$DATA/half-1" ] && [ -d "$DATA/gone-0" ] || fail "the leftovers are not there"
 
 # --- phase 2: restart with --fsync always ---------------------------------------------
-start_server "$T/trace2" --fsync always --retention-check-ms 200
+start_traced "$T/trace2" --fsync always --retention-check-ms 200
 client restart "$DATA" "$LOG"
 if [ "$STRACE" = 1 ]; then
   # --fsync always is the default of flush.messages: lazy (flush.ms only) inherits it,
   # fsoff (flush.messages=9223372036854775807) does not.
   client fsync "$DATA" "$T/trace2" lazy fsoff
 fi
-stop_server
+stop_server 20
 
 if grep -E "AddressSanitizer|runtime error|LeakSanitizer|ThreadSanitizer" "$LOG" >/dev/null; then
   cat "$LOG" >&2
