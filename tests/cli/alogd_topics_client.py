@@ -21,19 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import alogd_client as kc  # noqa: E402  (reads the port from sys.argv[1])
 from alogd_client import i8, i16, i32, i64, string, array, Conn  # noqa: E402
 
-CHECKS = 0
 PHASE = sys.argv[2]
-
-
-def fail(msg):
-    sys.exit("FAIL [alogd_topics_client %s]: %s" % (PHASE, msg))
-
-
-def check(cond, msg):
-    global CHECKS
-    CHECKS += 1
-    if not cond:
-        fail(msg)
+kc.TAG = "alogd_topics_client " + PHASE
+fail, check = kc.fail, kc.check  # one failure format and one check count for both
 
 
 # ---- RecordBatch v2 ------------------------------------------------------------------
@@ -469,7 +459,7 @@ def main():
         phase_concurrent(data, int(sys.argv[4]), int(sys.argv[5]))
     else:
         fail("unknown phase " + PHASE)
-    print("%s: %d checks passed" % (PHASE, CHECKS))
+    print("%s: %d checks passed" % (PHASE, kc.CHECKS))
 
 
 if __name__ == "__main__":
