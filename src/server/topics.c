@@ -82,225 +82,9 @@
 #include <unistd.h>
 
 #include "kafka_msgs.h"
+#include "topic_meta.h"
 
-#define META_VERSION 1
 #define META_MAX_BYTES 65536
-
-/* ---- topic configs ----------------------------------------------------------------- */
-
-/* In the order they are written to the metadata file (by name). */
-enum {
-    CFG_CLEANUP_POLICY,
-    CFG_FLUSH_MESSAGES,
-    CFG_FLUSH_MS,
-    CFG_TIMESTAMP_TYPE,
-    CFG_RETENTION_BYTES,
-    CFG_RETENTION_MS,
-    CFG_SEGMENT_BYTES,
-    CFG_N
-};
-
-static const char *const cfg_names[CFG_N] = {
-    "cleanup.policy", "flush.messages",  "flush.ms",     "message.timestamp.type",
-    "retention.bytes", "retention.ms", "segment.bytes",
-};
-
-/* Kafka topic configs alogd knows but does not support: named as such in the error. */
-static const char *const cfg_unsupported[] = {
-    "compression.type", "delete.retention.ms", "file.delete.delay.ms",
-    "follower.replication.throttled.replicas", "index.interval.bytes",
-    "leader.replication.throttled.replicas", "local.retention.bytes", "local.retention.ms",
-    "max.compaction.lag.ms", "max.message.bytes", "message.downconversion.enable",
-    "message.format.version", "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms", "message.timestamp.difference.max.ms",
-    "min.cleanable.dirty.ratio", "min.compaction.lag.ms", "min.insync.replicas", "preallocate",
-    "remote.storage.enable", "segment.index.bytes", "segment.jitter.ms",
-    "unclean.leader.election.enable",
-};
-
-/* A topic's metadata: partition count and the configs it was given. */
-typedef struct topic_meta {
-    int32_t partitions;
-    unsigned set;         /* bit i: config i was given */
-    int64_t val[CFG_N];   /* its value (timestamp type: 1 = LogAppendTime) */
-} topic_meta;
-
-#define CFG_IS_SET(m, i) (((m)->set >> (i)) & 1u)
-
-/* Strict decimal int64 (Kafka trims surrounding whitespace). */
-static int parse_i64(const char *s, int64_t *out) {
-    while (*s == ' ' || *s == '\t') s++;
-    int neg = *s == '-';
-    if (neg) s++;
-    if (*s < '0' || *s > '9') return -1;
-    uint64_t v = 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        if (v > (UINT64_C(1) << 63) / 10) return -1;
-        v = v * 10 + (uint64_t)(*s - '0');
-        if (v > (UINT64_C(1) << 63) - (neg ? 0 : 1)) return -1;
-    }
-    while (*s == ' ' || *s == '\t') s++;
-    if (*s) return -1;
-    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
-    return 0;
-}
-
-/* Sets config name=value in m. Returns KERR_NONE or KERR_INVALID_CONFIG with msg. */
-static int16_t config_set(topic_meta *m, const char *name, size_t nlen, const char *value,
-                          size_t vlen, char *msg, size_t msglen) {
-    int i;
-    for (i = 0; i < CFG_N; i++)
-        if (strlen(cfg_names[i]) == nlen && memcmp(cfg_names[i], name, nlen) == 0) break;
-    if (i == CFG_N) {
-        for (size_t k = 0; k < sizeof cfg_unsupported / sizeof *cfg_unsupported; k++)
-            if (strlen(cfg_unsupported[k]) == nlen && memcmp(cfg_unsupported[k], name, nlen) == 0) {
-                snprintf(msg, msglen, "Topic config %.*s is not supported by alogd", (int)nlen,
-                         name);
-                return KERR_INVALID_CONFIG;
-            }
-        if (nlen == 10 && memcmp(name, "segment.ms", 10) == 0) {
-            snprintf(msg, msglen, "Topic config segment.ms is not supported by alogd: alog "
-                                  "rolls segments by size only (segment.bytes)");
-            return KERR_INVALID_CONFIG;
-        }
-        snprintf(msg, msglen, "Unknown topic config name: %.*s", (int)(nlen > 255 ? 255 : nlen),
-                 name);
-        return KERR_INVALID_CONFIG;
-    }
-    if (CFG_IS_SET(m, i)) {
-        snprintf(msg, msglen, "Topic config %s is given more than once", cfg_names[i]);
-        return KERR_INVALID_CONFIG;
-    }
-    if (!value) {
-        snprintf(msg, msglen, "Null value not supported for topic configs: %s", cfg_names[i]);
-        return KERR_INVALID_CONFIG;
-    }
-    char v[256];
-    if (vlen >= sizeof v || memchr(value, '\0', vlen) || memchr(value, '\n', vlen)) {
-        snprintf(msg, msglen, "Invalid value for configuration %s: too long or not text",
-                 cfg_names[i]);
-        return KERR_INVALID_CONFIG;
-    }
-    memcpy(v, value, vlen);
-    v[vlen] = '\0';
-    int64_t n = 0;
-    const char *why = NULL;
-    switch (i) {
-    case CFG_CLEANUP_POLICY:
-        if (strcmp(v, "delete") != 0)
-            why = "only 'delete' is supported (alog does not compact)";
-        break;
-    case CFG_TIMESTAMP_TYPE:
-        if (!strcmp(v, "CreateTime"))
-            n = 0;
-        else if (!strcmp(v, "LogAppendTime"))
-            n = 1;
-        else
-            why = "must be CreateTime or LogAppendTime";
-        break;
-    default:
-        if (parse_i64(v, &n)) {
-            why = "not a number";
-            break;
-        }
-        switch (i) {
-        case CFG_RETENTION_MS:
-        case CFG_RETENTION_BYTES:
-            if (n != -1 && n < 1) why = "must be -1 (no limit) or at least 1 (alog cannot express 0)";
-            break;
-        case CFG_SEGMENT_BYTES:
-            if (n < 64 || n > INT32_MAX) why = "must be between 64 and 2147483647";
-            break;
-        case CFG_FLUSH_MESSAGES:
-            if (n != 1 && n != INT64_MAX)
-                why = "alog supports 1 (fsync before every acknowledgement) and "
-                      "9223372036854775807 (no flush by count), nothing in between";
-            break;
-        case CFG_FLUSH_MS:
-            if ((n < 0 || n > UINT32_MAX) && n != INT64_MAX)
-                why = "must be between 0 and 4294967295, or 9223372036854775807 (never)";
-            break;
-        }
-    }
-    if (why) {
-        snprintf(msg, msglen, "Invalid value %s for configuration %s: %s", v, cfg_names[i], why);
-        return KERR_INVALID_CONFIG;
-    }
-    m->val[i] = n;
-    m->set |= 1u << i;
-    return KERR_NONE;
-}
-
-/* The metadata file's text. */
-static int meta_format(const topic_meta *m, char *buf, size_t n) {
-    int len = snprintf(buf, n, "alogd-topic %d\npartitions=%d\n", META_VERSION, m->partitions);
-    for (int i = 0; i < CFG_N && len > 0 && (size_t)len < n; i++) {
-        if (!CFG_IS_SET(m, i)) continue;
-        if (i == CFG_CLEANUP_POLICY)
-            len += snprintf(buf + len, n - (size_t)len, "%s=delete\n", cfg_names[i]);
-        else if (i == CFG_TIMESTAMP_TYPE)
-            len += snprintf(buf + len, n - (size_t)len, "%s=%s\n", cfg_names[i],
-                            m->val[i] ? "LogAppendTime" : "CreateTime");
-        else
-            len += snprintf(buf + len, n - (size_t)len, "%s=%" PRId64 "\n", cfg_names[i],
-                            m->val[i]);
-    }
-    return len > 0 && (size_t)len < n ? len : -1;
-}
-
-/* Parses a metadata file's text (NUL-terminated). Returns 0, or -1 with why. */
-static int meta_parse(char *text, topic_meta *m, char *why, size_t whylen) {
-    memset(m, 0, sizeof *m);
-    int ver = 0, used = 0;
-    if (sscanf(text, "alogd-topic %d%n", &ver, &used) != 1 || text[used] != '\n') {
-        snprintf(why, whylen, "not a topic metadata file (no 'alogd-topic N' first line)");
-        return -1;
-    }
-    if (ver > META_VERSION) {
-        snprintf(why, whylen, "metadata version %d is newer than this alogd supports (%d)", ver,
-                 META_VERSION);
-        return -1;
-    }
-    if (ver < 1) {
-        snprintf(why, whylen, "bad metadata version %d", ver);
-        return -1;
-    }
-    char *line = text + used + 1;
-    while (*line) {
-        char *nl = strchr(line, '\n');
-        if (!nl) {
-            snprintf(why, whylen, "the last line does not end in a newline");
-            return -1;
-        }
-        *nl = '\0';
-        char *eq = strchr(line, '=');
-        if (!eq) {
-            snprintf(why, whylen, "line '%.100s' is not name=value", line);
-            return -1;
-        }
-        *eq = '\0';
-        if (!strcmp(line, "partitions")) {
-            int64_t n;
-            if (m->partitions || parse_i64(eq + 1, &n) || n < 1 || n > TOPIC_PARTITIONS_MAX) {
-                snprintf(why, whylen, "bad or repeated partitions line");
-                return -1;
-            }
-            m->partitions = (int32_t)n;
-        } else {
-            char msg[512];
-            if (config_set(m, line, strlen(line), eq + 1, strlen(eq + 1), msg, sizeof msg)) {
-                snprintf(why, whylen, "%s", msg);
-                return -1;
-            }
-        }
-        line = nl + 1;
-    }
-    if (!m->partitions) {
-        snprintf(why, whylen, "no partitions line");
-        return -1;
-    }
-    return 0;
-}
 
 /* The options of a partition's log under topic metadata m and the server defaults. */
 static void meta_options(const topics_config *cfg, const topic_meta *m, alog_options *o,
@@ -520,7 +304,7 @@ static int meta_read(const char *path, topic_meta *m, char *why, size_t whylen) 
         rc = -1;
     } else {
         char w[512];
-        if (meta_parse(buf, m, w, sizeof w)) {
+        if (topic_meta_parse(buf, m, w, sizeof w)) {
             snprintf(why, whylen, "%s: %s", path, w);
             rc = -1;
         }
@@ -609,7 +393,7 @@ static void unlink_durable(topics *t, const char *path) {
  * directory). 0, or -1 with errno. */
 static int meta_write(topics *t, const char *name, const topic_meta *m) {
     char text[2048], tmp[4096], final[4096];
-    int len = meta_format(m, text, sizeof text);
+    int len = topic_meta_format(m, text, sizeof text);
     if (len < 0) {
         errno = ENAMETOOLONG;
         return -1;
@@ -1163,7 +947,7 @@ int16_t topics_create(topics *t, const char *name, size_t len, int32_t partition
     memset(&m, 0, sizeof m);
     m.partitions = partitions;
     for (size_t i = 0; i < nconfigs; i++) {
-        int16_t e = config_set(&m, configs[i].name, configs[i].name_len, configs[i].value,
+        int16_t e = topic_config_set(&m, configs[i].name, configs[i].name_len, configs[i].value,
                                configs[i].value_len, msg, msglen);
         if (e) return e;
     }
@@ -1187,7 +971,7 @@ int16_t topics_create(topics *t, const char *name, size_t len, int32_t partition
         snprintf(tname, sizeof tname, "%.*s", (int)len, name);
         meta_path(marker, sizeof marker, t, tname, "+new");
         meta_path(final, sizeof final, t, tname, ".topic");
-        int tlen = meta_format(&m, text, sizeof text);
+        int tlen = topic_meta_format(&m, text, sizeof text);
         topic *tp = NULL;
         /* 1. the marker, durable before any directory exists */
         if (tlen < 0 || write_file_synced(marker, text, (size_t)tlen) != 0 ||
@@ -1225,7 +1009,7 @@ int16_t topics_create(topics *t, const char *name, size_t len, int32_t partition
                 for (int i = 0; i < CFG_N && cl < sizeof cfgs; i++)
                     if (CFG_IS_SET(&m, i))
                         cl += (size_t)snprintf(cfgs + cl, sizeof cfgs - cl, "%s%s", cl ? ", " : "",
-                                               cfg_names[i]);
+                                               topic_config_name(i));
                 logmsg("topic %.*s created with %d partition%s%s%s%s", (int)len, name, partitions,
                        partitions == 1 ? "" : "s", cl ? " (" : "", cfgs, cl ? ")" : "");
             }

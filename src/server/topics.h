@@ -17,7 +17,7 @@
 #include "alog.h"
 
 #define TOPIC_NAME_MAX 249
-#define TOPIC_PARTITIONS_MAX 1000
+#include "topic_meta.h" /* TOPIC_PARTITIONS_MAX */
 
 typedef struct topics topics;
 typedef struct topic topic;
