@@ -76,11 +76,13 @@ int64_t log_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t log_mono_ms(void) {
+static int64_t mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+int64_t log_mono_ms(void) { return mono_ns() / 1000000; }
 
 static alog_err check_options(alog_options *o) {
     if (o->segment_bytes < 64 || o->segment_bytes > INT32_MAX)
@@ -356,12 +358,6 @@ static void run_callbacks_locked(alog *log, int closing) {
         free(cb);
     }
     pthread_mutex_lock(&log->pub_mu);
-}
-
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Keeps a moving average of fsync times (weight 1/8 to the newest): group commit
