@@ -66,6 +66,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../batch.h"  /* the RecordBatch v2 layout (offsets, attribute bits) */
+#include "../bytes.h"  /* big-endian loads and stores */
 #include "../crc32c.h" /* the engine's CRC-32C (in libalog), for LogAppendTime */
 #include "alog.h"
 #include "server.h"
@@ -78,17 +80,6 @@ static int32_t g_node_list[1] = {NODE_ID};
 #define ANEW(r, T, n) ((T *)karena_alloc(&(r)->arena, sizeof(T) * (size_t)((n) > 0 ? (n) : 1)))
 
 static void oom(request *r) { request_close_conn(r, "out of memory building a response"); }
-
-static uint32_t load_be32(const uint8_t *p) {
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static void store_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 /* A topic lookup by a request's name. */
 static int16_t get_topic(request *r, kstr name, int create, topic **out) {
@@ -241,16 +232,16 @@ static int count_batches(kbytes records, const char **why) {
     size_t pos = 0, len = (size_t)records.len;
     int n = 0;
     while (pos < len) {
-        if (len - pos < 61) {
+        if (len - pos < BATCH_HEADER_SIZE) {
             *why = "records end in a partial batch header";
             return -1;
         }
-        uint32_t blen = load_be32(records.p + pos + 8);
-        if (blen < 49 || blen > len - pos - 12) {
+        uint32_t blen = be32_load(records.p + pos + BATCH_OFF_LENGTH);
+        if (blen < BATCH_MIN_LENGTH || blen > len - pos - BATCH_LOG_OVERHEAD) {
             *why = "a batch length does not match the records' size";
             return -1;
         }
-        pos += 12 + (size_t)blen;
+        pos += BATCH_LOG_OVERHEAD + (size_t)blen;
         n++;
     }
     return n;
@@ -262,7 +253,8 @@ static int count_batches(kbytes records, const char **why) {
  * *err set on failure. */
 static const uint8_t *stamp_log_append_time(request *r, const uint8_t *batch, size_t size,
                                             int64_t now, int16_t *err) {
-    if (crc32c(batch + 21, size - 21) != load_be32(batch + 17)) {
+    if (crc32c(batch + BATCH_CRC_START, size - BATCH_CRC_START) !=
+        be32_load(batch + BATCH_OFF_CRC)) {
         *err = KERR_CORRUPT_MESSAGE;
         return NULL;
     }
@@ -272,10 +264,10 @@ static const uint8_t *stamp_log_append_time(request *r, const uint8_t *batch, si
         return NULL;
     }
     memcpy(b, batch, size);
-    b[22] |= 0x08; /* attributes bit 3 (low byte of the big-endian int16): LogAppendTime */
-    store_be32(b + 35, (uint32_t)((uint64_t)now >> 32)); /* maxTimestamp */
-    store_be32(b + 39, (uint32_t)now);
-    store_be32(b + 17, crc32c(b + 21, size - 21));
+    be16_store(b + BATCH_OFF_ATTRIBUTES,
+               be16_load(b + BATCH_OFF_ATTRIBUTES) | BATCH_ATTR_LOG_APPEND_TIME);
+    be64_store(b + BATCH_OFF_MAX_TIMESTAMP, (uint64_t)now);
+    be32_store(b + BATCH_OFF_CRC, crc32c(b + BATCH_CRC_START, size - BATCH_CRC_START));
     return b;
 }
 
@@ -292,12 +284,14 @@ static void produce_partition(request *r, const kproduce_part *pp, kproduce_part
     int n = count_batches(pp->records, &why);
     if (n < 0) {
         pr->error_code = KERR_CORRUPT_MESSAGE;
-    } else if (n != 1 || pp->records.p[16] != 2) {
+    } else if (n != 1 || pp->records.p[BATCH_OFF_MAGIC] != BATCH_MAGIC) {
         /* Kafka's rule for Produce v3+ (see the top comment). */
         pr->error_code = KERR_INVALID_RECORD;
         why = n != 1 ? "Produce v3+ must carry exactly one record batch per partition"
                      : "Produce v3+ must carry a record batch with magic 2";
-    } else if (r->req.h.api_version < 7 && (pp->records.p[22] & 0x07) == 4) {
+    } else if (r->req.h.api_version < 7 &&
+               (be16_load(pp->records.p + BATCH_OFF_ATTRIBUTES) & BATCH_ATTR_CODEC_MASK) ==
+                   ALOG_COMPRESSION_ZSTD) {
         /* Kafka's broker too: zstd came with Produce v7 (KIP-110), so an older request
          * cannot carry it (a client that sends it has not negotiated it). */
         pr->error_code = KERR_UNSUPPORTED_COMPRESSION_TYPE;
@@ -338,7 +332,7 @@ static void produce_partition(request *r, const kproduce_part *pp, kproduce_part
     }
     pr->base_offset = base;
     *appended = 1;
-    int64_t last = base + (int32_t)load_be32(batch + 23); /* + lastOffsetDelta */
+    int64_t last = base + (int32_t)be32_load(batch + BATCH_OFF_LAST_OFFSET_DELTA);
     pr->log_start_offset = alog_first_offset(log);
     if (!topic_fsync_always(tp)) return;
     if (q->acks == 0) {
