@@ -81,6 +81,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../io.h" /* the engine's file helpers */
 #include "kafka_msgs.h"
 #include "topic_meta.h"
 
@@ -240,60 +241,39 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 static void rmrf(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
+/* The engine's file helpers (src/io.h: through its I/O seam, EINTR retried) with this
+ * file's conventions: 0, or -1 with errno set (callers name the file and errno). */
 static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    if (rc != 0) logmsg("fsync of %s failed: %s", dir, strerror(errno));
-    close(fd);
-    return rc;
+    if (io_fsync_dir(dir) == ALOG_OK) return 0;
+    logmsg("%s", alog_last_error());
+    errno = alog_last_errno() ? alog_last_errno() : EIO;
+    return -1;
 }
 
-/* Writes path whole and fsyncs it (not its directory). 0, or -1 with errno. */
+/* Writes path whole and fsyncs it (not its directory). */
 static int write_file_synced(const char *path, const char *data, size_t len) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return -1;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
-            close(fd);
-            errno = e;
-            return -1;
-        }
-        off += (size_t)n;
-    }
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return close(fd);
+    int e = 0;
+    if (io_pwrite_all(fd, data, len, 0, path) != ALOG_OK)
+        e = alog_last_errno() ? alog_last_errno() : EIO;
+    else if (io_fsync(fd) != 0)
+        e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    errno = e;
+    return e ? -1 : 0;
 }
 
 /* Reads a metadata file (at most META_MAX_BYTES) and parses it. 0, or -1 with why. */
 static int meta_read(const char *path, topic_meta *m, char *why, size_t whylen) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
     char *buf = malloc(META_MAX_BYTES + 1);
     size_t len = 0;
-    int e = 0;
-    while (buf && len < META_MAX_BYTES) {
-        ssize_t n = read(fd, buf + len, META_MAX_BYTES - len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) e = errno;
-        if (n <= 0) break;
-        len += (size_t)n;
+    if (!buf) {
+        snprintf(why, whylen, "cannot read %s: out of memory", path);
+        return -1;
     }
-    close(fd);
-    if (!buf || e) {
-        snprintf(why, whylen, "cannot read %s: %s", path, buf ? strerror(e) : "out of memory");
+    if (io_read_small_file(path, buf, META_MAX_BYTES, &len) != ALOG_OK) {
+        snprintf(why, whylen, "%s", alog_last_error()); /* "open PATH: ..." */
         free(buf);
         return -1;
     }
