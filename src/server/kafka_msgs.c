@@ -567,7 +567,7 @@ int kafka_encode_request(kbuf *out, const kreq *req, char *err, size_t errlen) {
     kreq copy = *req; /* the kio functions take non-const pointers; writing reads only */
     io_request_header(&io, &copy.h, request_header_version(h->api_key, h->api_version));
     io_request_body(&io, &copy);
-    kio_patch_size(&io, at);
+    kio_patch_size(&io, at, 0);
     if (io.failed) {
         out->len = start;
         set_err(err, errlen, h->api_key, h->api_version, "request", io.err);
@@ -576,16 +576,23 @@ int kafka_encode_request(kbuf *out, const kreq *req, char *err, size_t errlen) {
     return 0;
 }
 
-int kafka_encode_response(kbuf *out, int16_t api_key, int16_t version, int32_t correlation_id,
-                          const kresp_body *body, char *err, size_t errlen) {
+/* Encodes a response frame (size, correlation id, body). g: a Fetch whose records
+ * chunks with a NULL pointer are left out of out (their places go to g), else NULL. */
+static int encode_response(kbuf *out, int16_t api_key, int16_t version, int32_t correlation_id,
+                           kresp_body *body, fetch_gaps *g, char *err, size_t errlen) {
     size_t start = out->len;
     kio io;
     kio_writer(&io, out);
     size_t at = kio_size_placeholder(&io);
     kio_i32(&io, &correlation_id);
-    kresp_body copy = *body;
-    io_response_body(&io, api_key, version, &copy);
-    kio_patch_size(&io, at);
+    if (g) {
+        io_fetch_resp(&io, &body->fetch, version, g);
+        if (!io.failed && g->n != g->cap)
+            kio_fail(&io, "%zu out-of-line records chunks, %zu announced", g->n, g->cap);
+    } else {
+        io_response_body(&io, api_key, version, body);
+    }
+    kio_patch_size(&io, at, g ? (uint64_t)g->bytes : 0); /* the gaps count in the size */
     if (io.failed) {
         out->len = start;
         set_err(err, errlen, api_key, version, "response", io.err);
@@ -594,30 +601,20 @@ int kafka_encode_response(kbuf *out, int16_t api_key, int16_t version, int32_t c
     return 0;
 }
 
+int kafka_encode_response(kbuf *out, int16_t api_key, int16_t version, int32_t correlation_id,
+                          const kresp_body *body, char *err, size_t errlen) {
+    kresp_body copy = *body;
+    return encode_response(out, api_key, version, correlation_id, &copy, NULL, err, errlen);
+}
+
 int kafka_encode_fetch_response(kbuf *out, int16_t version, int32_t correlation_id,
                                 const kresp_fetch *body, size_t *gap_pos, size_t ngaps,
                                 char *err, size_t errlen) {
-    size_t start = out->len;
-    kio io;
-    kio_writer(&io, out);
-    size_t at = kio_size_placeholder(&io);
-    kio_i32(&io, &correlation_id);
-    kresp_fetch copy = *body;
+    kresp_body copy;
+    memset(&copy, 0, sizeof copy);
+    copy.fetch = *body;
     fetch_gaps g = {gap_pos, 0, ngaps, 0};
-    io_fetch_resp(&io, &copy, version, &g);
-    if (!io.failed && g.n != ngaps)
-        kio_fail(&io, "%zu out-of-line records chunks, %zu announced", g.n, ngaps);
-    /* The frame's size counts the gaps' bytes, which are not in out. */
-    uint64_t size = (uint64_t)(out->len - at - 4) + (uint64_t)g.bytes;
-    if (!io.failed && size > INT32_MAX)
-        kio_fail(&io, "message of %llu bytes is too large", (unsigned long long)size);
-    if (io.failed) {
-        out->len = start;
-        set_err(err, errlen, KAPI_FETCH, version, "response", io.err);
-        return -1;
-    }
-    for (int i = 0; i < 4; i++) out->data[at + (size_t)i] = (uint8_t)(size >> (24 - 8 * i));
-    return 0;
+    return encode_response(out, KAPI_FETCH, version, correlation_id, &copy, &g, err, errlen);
 }
 
 int kafka_decode_response(const void *buf, size_t len, int16_t api_key, int16_t version,

@@ -428,11 +428,11 @@ size_t kio_size_placeholder(kio *io) {
     return at;
 }
 
-void kio_patch_size(kio *io, size_t at) {
+void kio_patch_size(kio *io, size_t at, uint64_t extra) {
     if (io->failed || !io->writing) return;
-    size_t n = io->out->len - at - 4;
+    uint64_t n = (uint64_t)(io->out->len - at - 4) + extra;
     if (n > INT32_MAX) {
-        kio_fail(io, "message of %zu bytes is too large", n);
+        kio_fail(io, "message of %llu bytes is too large", (unsigned long long)n);
         return;
     }
     store_be(io->out->data + at, n, 4);

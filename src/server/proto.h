@@ -116,9 +116,11 @@ int kio_compact_array(kio *io, int32_t *n, void **elems, size_t elem_size, size_
 int kio_tagged_fields(kio *io);
 
 /* Reserves 4 bytes in the output for a size to be patched later; returns their
- * position. kio_patch_size writes there the bytes written after them. */
+ * position. kio_patch_size writes there the bytes written after them plus extra (bytes
+ * of the message sent from elsewhere: a Fetch's out-of-line records); a total above
+ * INT32_MAX fails. */
 size_t kio_size_placeholder(kio *io);
-void kio_patch_size(kio *io, size_t at);
+void kio_patch_size(kio *io, size_t at, uint64_t extra);
 
 /* Raw bytes (writing only), for payloads already in wire form. */
 int kio_raw(kio *io, const void *p, size_t n);
