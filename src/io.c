@@ -99,6 +99,21 @@ alog_err io_fsync_dir(const char *dir) {
     return e;
 }
 
+alog_err io_make_dirs(const char *dir) {
+    char p[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof p) return err_set(ALOG_EINVAL, 0, "bad directory name '%s'", dir);
+    memcpy(p, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (io->mkdir(p, 0755) != 0 && errno != EEXIST) return err_sys(errno, "create directory %s", p);
+        p[i] = c;
+    }
+    return ALOG_OK;
+}
+
 alog_err io_replace_file(const char *dir, const char *name, const void *data, size_t len) {
     char tmp[4096], dst[4096];
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);

@@ -46,6 +46,9 @@ int io_fdatasync(int fd);
 int io_fsync(int fd);
 /* fsync of a directory, so that file creations, renames and removals in it persist. */
 alog_err io_fsync_dir(const char *dir);
+/* mkdir -p: creates dir and any missing parents (not made durable: the caller fsyncs
+ * what must survive). */
+alog_err io_make_dirs(const char *dir);
 /* Durably replaces dir/name with data: dir/name.tmp, fsync, rename, fsync dir. */
 alog_err io_replace_file(const char *dir, const char *name, const void *data, size_t len);
 /* Reads a small whole file into buf (at most cap bytes); *len gets its size.

@@ -121,22 +121,6 @@ static alog_err read_or_write_meta(alog *log, int is_new) {
     return ALOG_OK;
 }
 
-/* mkdir -p: creates dir and any missing parents. */
-static alog_err make_dirs(const char *dir) {
-    char p[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof p) return err_set(ALOG_EINVAL, 0, "bad directory name '%s'", dir);
-    memcpy(p, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != '\0') continue;
-        char c = p[i];
-        p[i] = '\0';
-        if (io->mkdir(p, 0755) != 0 && errno != EEXIST) return err_sys(errno, "create directory %s", p);
-        p[i] = c;
-    }
-    return ALOG_OK;
-}
-
 /* 1 if dir holds nothing, or only what a creation interrupted before alog.meta was
  * written can leave (the lock file, a temp file of alog.meta). */
 static int dir_is_empty(const char *dir) {
@@ -604,7 +588,7 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
             e = err_set(ALOG_ENOENT, ENOENT, "%s: no such log", dir);
             goto fail;
         }
-        e = make_dirs(dir);
+        e = io_make_dirs(dir);
         if (e) goto fail;
         is_new = 1;
     } else if (!S_ISDIR(st.st_mode)) {

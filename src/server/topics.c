@@ -642,19 +642,6 @@ static int scan_dir(topics *t, found **out, size_t *nout, char *err, size_t errl
     return 0;
 }
 
-static int mkdir_p(const char *dir) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
 /* Opens one topic found at start (see the top comment). Returns the topic (live or
  * unavailable), or NULL if there is none (cleaned up) or when out of memory (*oom). */
 static topic *open_found(topics *t, const found *f, int *oom) {
@@ -802,9 +789,9 @@ int topics_open(const topics_config *cfg, topics **out, char *err, size_t errlen
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (mkdir_p(t->data_dir) != 0) {
+    if (io_make_dirs(t->data_dir) != ALOG_OK) {
         snprintf(err, errlen, "cannot create the data directory %s: %s", t->data_dir,
-                 strerror(errno));
+                 alog_last_errno() ? strerror(alog_last_errno()) : alog_last_error());
         goto fail;
     }
     char lock_path[4096];
