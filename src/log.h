@@ -88,6 +88,7 @@ struct alog {
     _Atomic(struct greq *) gq_head;
     atomic_int g_leader;
     atomic_int g_inside;     /* threads inside a durable append (what a gather waits for) */
+    int g_last_round;        /* requests in the last round (the leader's, like gbuf) */
     atomic_llong g_sync_ns;  /* recent fsync time, a moving average (bounds a gather) */
     abuf gbuf;
     batch_header *ghs;
