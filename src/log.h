@@ -87,6 +87,8 @@ struct alog {
      * (log.c, group commit); gbuf/ghs belong to the current leader. */
     _Atomic(struct greq *) gq_head;
     atomic_int g_leader;
+    atomic_int g_wake_seq;   /* futex word every durable waiter sleeps on; bumped per round */
+    atomic_int g_sleepers;   /* waiters asleep on it (no wake-up syscall when none) */
     atomic_int g_inside;     /* threads inside a durable append (what a gather waits for) */
     int g_last_round;        /* requests in the last round (the leader's, like gbuf) */
     atomic_llong g_sync_ns;  /* recent fsync time, a moving average (bounds a gather) */
