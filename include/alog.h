@@ -151,6 +151,16 @@ typedef struct alog_options {
     int create_if_missing;
     /* Check the CRC32C of every batch a cursor reads. Default 1. */
     int verify_reads;
+    /* Once records are made durable one call at a time (ALOG_FSYNC_ALWAYS, durable
+     * appends, alog_wait_durable(), alog_on_durable() or alog_sync()), the log's own
+     * thread keeps up to this many bytes zero-filled and synced past the end of the
+     * active segment, in steps of this size, so that an fsync finds the file's size and
+     * blocks already on disk and needs no filesystem journal commit (measured on ext4:
+     * one fdatasync of 6,400 appended bytes ~95 us instead of ~155 us). The zeros are
+     * never data: a clean close, and every segment roll, cut the file back to its last
+     * batch; after a crash, open keeps them as preallocated space. Default 1 MiB;
+     * 0 = off. At most 1 GiB. */
+    uint64_t preallocate_bytes;
 } alog_options;
 
 /* Fills *opts with the defaults above. */
@@ -191,7 +201,8 @@ typedef struct alog_recovery_info {
     int clean;                  /* 1 if the log was closed cleanly and nothing was checked */
     uint64_t segments_checked;  /* segments scanned past the recovery point */
     uint64_t bytes_checked;     /* bytes scanned */
-    uint64_t bytes_truncated;   /* bytes cut from the tail (torn or corrupt) */
+    uint64_t bytes_truncated;   /* bytes cut from the tail (torn or corrupt); zeros after
+                                 * the last batch are preallocated space, not counted */
     int64_t first_cut_offset;   /* first offset no longer in the log, or -1 if none cut */
     uint64_t indexes_rebuilt;   /* offset/time indexes rebuilt because missing or damaged */
 } alog_recovery_info;

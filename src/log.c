@@ -54,6 +54,7 @@
 
 #define DEFAULT_SEGMENT_BYTES (1ull << 30)
 #define DEFAULT_MAX_BATCH_BYTES (64u << 20)
+#define DEFAULT_PREALLOCATE_BYTES (1u << 20)
 
 void alog_options_init(alog_options *o) {
     memset(o, 0, sizeof *o);
@@ -66,6 +67,7 @@ void alog_options_init(alog_options *o) {
     o->max_batch_bytes = DEFAULT_MAX_BATCH_BYTES;
     o->create_if_missing = 1;
     o->verify_reads = 1;
+    o->preallocate_bytes = DEFAULT_PREALLOCATE_BYTES;
 }
 
 void alog_free(void *p) { free(p); }
@@ -93,6 +95,8 @@ static alog_err check_options(alog_options *o) {
         return err_set(ALOG_EINVAL, 0, "unknown compression codec %d", (int)o->compression);
     if (o->max_batch_bytes < BATCH_HEADER_SIZE + 16)
         return err_set(ALOG_EINVAL, 0, "max_batch_bytes too small");
+    if (o->preallocate_bytes > (1u << 30))
+        return err_set(ALOG_EINVAL, 0, "preallocate_bytes must be at most 1 GiB");
     return ALOG_OK;
 }
 
@@ -236,13 +240,12 @@ static alog_err open_segments(alog *log) {
 
 /* ---- open / close --------------------------------------------------------------- */
 
-/* ---- open / close --------------------------------------------------------------- */
-
 static void log_init_sync(alog *log) {
     pthread_mutex_init(&log->mu, NULL);
     pthread_rwlock_init(&log->list_lock, NULL);
     pthread_mutex_init(&log->pub_mu, NULL);
     pthread_mutex_init(&log->fail_mu, NULL);
+    pthread_mutex_init(&log->zero_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -250,7 +253,11 @@ static void log_init_sync(alog *log) {
     pthread_cond_init(&log->data_cv, &ca);
     pthread_cond_init(&log->dur_cv, &ca);
     pthread_cond_init(&log->flusher_cv, &ca);
+    pthread_cond_init(&log->zero_cv, &ca);
     pthread_condattr_destroy(&ca);
+    atomic_init(&log->pa_on, 0);
+    atomic_init(&log->pa_pending, 0);
+    atomic_init(&log->zeroing, 0);
     atomic_init(&log->failed, 0);
     atomic_init(&log->cursors, 0);
 }
@@ -263,6 +270,8 @@ static void log_free(alog *log) {
     pthread_rwlock_destroy(&log->list_lock);
     pthread_mutex_destroy(&log->pub_mu);
     pthread_mutex_destroy(&log->fail_mu);
+    pthread_mutex_destroy(&log->zero_mu);
+    pthread_cond_destroy(&log->zero_cv);
     pthread_cond_destroy(&log->turn_cv);
     pthread_cond_destroy(&log->data_cv);
     pthread_cond_destroy(&log->dur_cv);
@@ -287,7 +296,7 @@ void log_deadline_in(struct timespec *ts, int64_t ms) {
  * dropped the dirty pages, so nothing written is known to be on disk (the 2018
  * PostgreSQL lesson); reopening recovers from what really is. Returns ALOG_EFAILED
  * with the cause. Any thread, any locks held. */
-static alog_err fail_log(alog *log, alog_err e) {
+alog_err log_fail(alog *log, alog_err e) {
     char cause[512];
     snprintf(cause, sizeof cause, "%s", alog_last_error());
     pthread_mutex_lock(&log->fail_mu);
@@ -376,7 +385,7 @@ static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *d
             alog_err e = ALOG_OK;
             if (rc != 0) {
                 err_sys(err, "fdatasync %s", a->path);
-                e = fail_log(log, ALOG_EIO);
+                e = log_fail(log, ALOG_EIO);
             } else {
                 if (target > log->durable_next) log->durable_next = target;
                 log->last_sync_ms = log_mono_ms();
@@ -433,14 +442,14 @@ static void advance_locked(alog *log) {
             if (io->ftruncate(p->seg->fd, (off_t)p->pos) != 0) {
                 err_sys(errno, "cutting the partial batch at byte %" PRIu64 " of %s",
                         p->pos, p->seg->path);
-                fail_log(log, ALOG_EIO);
+                log_fail(log, ALOG_EIO);
             }
             log->rewind = 1;
             p->state = PEND_FAILED;
         } else if (log->rewind || atomic_load(&log->failed)) {
             p->state = PEND_FAILED;
         } else if (add_batches(log, p) == ALOG_ENOMEM) {
-            fail_log(log, ALOG_ENOMEM);
+            log_fail(log, ALOG_ENOMEM);
             p->state = PEND_FAILED;
         } else {
             /* Index entries not yet in their files stay in memory (flushed later). */
@@ -464,7 +473,7 @@ static alog_err log_sync_locked(alog *log, int force_checkpoint) {
     pthread_mutex_unlock(&log->pub_mu);
     if (e) return e;
     e = segment_sync_data(a);
-    if (e) return fail_log(log, e);
+    if (e) return log_fail(log, e);
     pthread_mutex_lock(&log->pub_mu);
     if (a->st.next_offset > log->durable_next) log->durable_next = a->st.next_offset;
     log->last_sync_ms = log_mono_ms();
@@ -474,9 +483,9 @@ static alog_err log_sync_locked(alog *log, int force_checkpoint) {
     pthread_mutex_unlock(&log->pub_mu);
     if (due) {
         if (a->ofd >= 0 && io_fdatasync(a->ofd) != 0)
-            return fail_log(log, err_sys(errno, "fdatasync %s", a->opath));
+            return log_fail(log, err_sys(errno, "fdatasync %s", a->opath));
         if (a->tfd >= 0 && io_fdatasync(a->tfd) != 0)
-            return fail_log(log, err_sys(errno, "fdatasync %s", a->tpath));
+            return log_fail(log, err_sys(errno, "fdatasync %s", a->tpath));
         if (!force_checkpoint) return checkpoint_write(log, 0);
     }
     return ALOG_OK;
@@ -490,7 +499,7 @@ static alog_err rewind_locked(alog *log) {
     pthread_mutex_lock(&log->pub_mu);
     alog_err e = ALOG_OK;
     if (io->ftruncate(a->fd, (off_t)a->st.position) != 0)
-        e = fail_log(log, err_sys(errno, "cutting %s back to %" PRIu64 " bytes after a failed "
+        e = log_fail(log, err_sys(errno, "cutting %s back to %" PRIu64 " bytes after a failed "
                                   "write", a->path, a->st.position));
     a->resv_pos = a->st.position;
     a->resv_next = a->st.next_offset;
@@ -516,8 +525,9 @@ static void *flusher_main(void *arg) {
     int periodic = by_interval && interval > 0;
     pthread_mutex_lock(&log->pub_mu);
     while (!log->stop) {
-        int work = log->ckpt_wanted || (log->cbs && (log->durable_next <= log->cbs->offset ||
-                                                     atomic_load(&log->failed)));
+        int work = log->ckpt_wanted || log->pa_wanted ||
+                   (log->cbs && (log->durable_next <= log->cbs->offset ||
+                                 atomic_load(&log->failed)));
         if (!work) {
             if (periodic) {
                 struct timespec ts;
@@ -535,6 +545,12 @@ static void *flusher_main(void *arg) {
         if (dirty && want_sync && !atomic_load(&log->failed))
             (void)sync_to_locked(log, a->st.next_offset, NULL);
         run_callbacks_locked(log, 0);
+        if (log->pa_wanted && !log->stop) {
+            log->pa_wanted = 0;
+            pthread_mutex_unlock(&log->pub_mu);
+            prealloc_run(log);
+            pthread_mutex_lock(&log->pub_mu);
+        }
         if (log->ckpt_wanted && !log->stop) {
             log->ckpt_wanted = 0;
             pthread_mutex_unlock(&log->pub_mu);
@@ -695,7 +711,9 @@ alog_err alog_close(alog *log) {
         wait_all_published(log);
         if (log->rewind && !atomic_load(&log->failed)) e = rewind_locked(log);
         if (!e && !atomic_load(&log->failed)) {
-            e = log_sync_locked(log, 1);
+            /* A clean close leaves the active segment ending at its last batch. */
+            e = prealloc_trim(log, log_active(log));
+            if (!e) e = log_sync_locked(log, 1);
             if (!e) e = checkpoint_write(log, 1);
         } else if (!e) {
             /* Nothing written since the failure is known to be on disk: say so. */
@@ -747,10 +765,12 @@ static alog_err log_retention_locked(alog *log, uint64_t *deleted);
 /* With mu held and everything published: seals the active segment, starts the next. */
 static alog_err log_roll(alog *log) {
     segment *a = log_active(log);
+    alog_err e = prealloc_trim(log, a);
+    if (e) return log_fail(log, e);
     pthread_mutex_lock(&log->pub_mu);
-    alog_err e = segment_seal(a);
+    e = segment_seal(a);
     pthread_mutex_unlock(&log->pub_mu);
-    if (e) return fail_log(log, e);
+    if (e) return log_fail(log, e);
     segment *n;
     e = segment_create(log->dir, a->st.next_offset, &n);
     if (e) return e;
@@ -772,7 +792,7 @@ static alog_err log_roll(alog *log) {
     pthread_cond_broadcast(&log->data_cv);
     pthread_mutex_unlock(&log->pub_mu);
     e = io_fsync_dir(log->dir);
-    if (e) return fail_log(log, e);
+    if (e) return log_fail(log, e);
     e = checkpoint_write(log, 0);
     if (e) return e;
     return log_retention_locked(log, NULL);
@@ -835,7 +855,11 @@ static alog_err reserve_prepare(alog *log, uint64_t len, int32_t lod, int roll_o
         e = atomic_load(&log->failed) ? failed_err(log) : log->rewind ? rewind_locked(log)
                                                                        : ALOG_OK;
         if (!e) e = log_roll(log);
+        a = log_active(log);
     }
+    /* Never write where zeros are being written: wait for them, or (a group that has
+     * already reserved some batches) stop the group here. */
+    if (!e && prealloc_conflict(log, a, a->resv_pos + len, roll_ok) && must_roll) *must_roll = 1;
     return e;
 }
 
@@ -908,6 +932,7 @@ static alog_err append_encoded(alog *log, uint8_t *buf, size_t len, int64_t *bas
     uint64_t pos = a->resv_pos;
     a->resv_next = base + h.last_offset_delta + 1;
     a->resv_pos = pos + len;
+    prealloc_note(log, a);
     pend *slot = reserve_slot(log);
     pthread_mutex_unlock(&log->mu);
 
@@ -1050,7 +1075,7 @@ static void group_round(alog *log, greq **pending, int *woke) {
             greq_finish(r, e, woke);
             continue;
         }
-        if (must_roll) break; /* the rest goes in the next round, after a roll */
+        if (must_roll) break; /* the rest goes in the next round (after a roll, or zeros) */
         if (!a) {
             a = log_active(log);
             pos = a->resv_pos;
@@ -1069,6 +1094,7 @@ static void group_round(alog *log, greq **pending, int *woke) {
         pthread_mutex_unlock(&log->mu);
         return;
     }
+    prealloc_note(log, a);
     pend *slot = reserve_slot(log);
     pthread_mutex_unlock(&log->mu);
     log->g_last_round = (int)nh;
@@ -1137,6 +1163,7 @@ static void lead(alog *log, greq *self) {
 }
 
 static alog_err append_durable(alog *log, uint8_t *buf, size_t len, int64_t *base_out) {
+    prealloc_enable(log);
     greq r;
     memset(&r, 0, sizeof r);
     r.buf = buf;
@@ -1249,6 +1276,7 @@ alog_err alog_sync(alog *log) {
     if (!log) return err_set(ALOG_EINVAL, 0, "alog_sync: no log");
     alog_err e = writable(log);
     if (e) return e;
+    prealloc_enable(log);
     pthread_mutex_lock(&log->pub_mu);
     e = sync_to_locked(log, log->pub_active->st.next_offset, NULL);
     pthread_mutex_unlock(&log->pub_mu);
@@ -1267,6 +1295,7 @@ alog_err alog_wait_durable(alog *log, int64_t offset, int timeout_ms) {
     err_clear();
     if (!log) return err_set(ALOG_EINVAL, 0, "alog_wait_durable: no log");
     if (log->opts.read_only) return writable(log);
+    prealloc_enable(log);
     struct timespec dl;
     if (timeout_ms >= 0) log_deadline_in(&dl, timeout_ms);
     pthread_mutex_lock(&log->pub_mu);
@@ -1283,6 +1312,7 @@ alog_err alog_on_durable(alog *log, int64_t offset, alog_durable_fn fn, void *ct
     err_clear();
     if (!log || !fn) return err_set(ALOG_EINVAL, 0, "alog_on_durable: bad arguments");
     if (log->opts.read_only) return writable(log);
+    prealloc_enable(log);
     pthread_mutex_lock(&log->pub_mu);
     if (offset < 0 || offset >= log->pub_active->st.next_offset) {
         pthread_mutex_unlock(&log->pub_mu);

@@ -58,6 +58,7 @@ typedef struct durable_cb {
  *   pub_mu     publication: batches become visible in reservation order (tickets),
  *              the segments' st and indexes, durability state. Readers take it only to
  *              look offsets or times up in an index.
+ *   zero_mu    the zero-fill in progress (prealloc.c); taken under mu or alone.
  */
 struct alog {
     char *dir;
@@ -113,6 +114,17 @@ struct alog {
     int flusher_on, stop;
     pthread_cond_t flusher_cv;
 
+    /* Preallocation (prealloc.c). pa_on: the log is used durably; pa_pending: the log's
+     * thread was asked for (or is zero-filling) the next step; pa_wanted (under pub_mu):
+     * the ask. zero_seg/zero_from (under zero_mu, set under mu too): the range being
+     * zero-filled starts there; zeroing says one is in progress. */
+    atomic_int pa_on, pa_pending, zeroing;
+    int pa_wanted;
+    pthread_mutex_t zero_mu;
+    pthread_cond_t zero_cv;
+    segment *zero_seg;
+    uint64_t zero_from;
+
     _Atomic int failed; /* sticky alog_err: after a failed fsync or write */
     pthread_mutex_t fail_mu; /* guards failed_msg */
     char failed_msg[512];
@@ -130,6 +142,28 @@ int64_t log_now_ms(void);
  * log's condition variables use). */
 int64_t log_mono_ms(void);
 void log_deadline_in(struct timespec *ts, int64_t ms);
+
+/* Fails the log (sticky, until reopened) with the current error as the cause;
+ * returns ALOG_EFAILED with that message. */
+alog_err log_fail(alog *log, alog_err e);
+
+/* prealloc.c (see there) */
+/* Turns preallocation on: the log is being used durably. */
+void prealloc_enable(alog *log);
+/* With mu held, before reserving up to byte `end` of the active segment a: whether
+ * that reaches into bytes being zero-filled. wait = 1: waits (mu stays held) until the
+ * zero-fill is done and returns 0; wait = 0: returns 1 at once. */
+int prealloc_conflict(alog *log, segment *a, uint64_t end, int wait);
+/* With mu held, after a reservation: asks the log's thread for the next zeroed step
+ * if the reservations came within half a step of the zeroed end. */
+void prealloc_note(alog *log, segment *a);
+/* The log's thread, no lock held: zero-fills and syncs the next step. */
+void prealloc_run(alog *log);
+/* With mu held and everything published (roll, close): stops preallocating a, waits
+ * for its zero-fill, cuts the file back to st.position and fsyncs that. */
+alog_err prealloc_trim(alog *log, segment *a);
+/* The length of p[0, n) up to its last non-zero byte (0: all zeros). */
+uint64_t prealloc_data_end(const uint8_t *p, uint64_t n);
 
 /* recovery.c */
 alog_err checkpoint_read(const char *dir, log_checkpoint *cp, int *found);

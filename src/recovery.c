@@ -30,6 +30,9 @@
  *
  * A read-only open runs the same scan but changes nothing: a torn tail is simply where
  * its view of the log ends.
+ *
+ * Zeros after the last batch are not a torn tail but preallocated space (prealloc.c):
+ * a writable open keeps them for its appends, and nothing is reported cut.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -142,7 +145,27 @@ static int scan_one(alog *log, size_t i, alog_err *err) {
     log->recovery.segments_checked++;
     log->recovery.bytes_checked += s->st.position - from;
     if (why) {
-        uint64_t cut = size - s->st.position;
+        /* Zeros after the last batch are preallocated space (prealloc.c), not a torn
+         * batch: nothing was cut. The last segment keeps them for its appends; an
+         * earlier one (only outside damage leaves it so) loses them and the scan goes
+         * on. What is cut, and counted, is what held anything. */
+        const uint8_t *map;
+        uint64_t data_end = size;
+        if (segment_map(s, size, size, &map) == ALOG_OK)
+            data_end = s->st.position + prealloc_data_end(map + s->st.position,
+                                                          size - s->st.position);
+        if (data_end == s->st.position) {
+            if (i + 1 == log->nsegs) {
+                atomic_store(&s->alloc_end, size);
+                return 1;
+            }
+            if (!log->opts.read_only) {
+                *err = segment_truncate_tail(s);
+                if (*err) return 1;
+            }
+            return log->segs[i + 1]->base != s->st.next_offset;
+        }
+        uint64_t cut = data_end - s->st.position;
         log->recovery.bytes_truncated += cut;
         log->recovery.first_cut_offset = s->st.next_offset;
         if (!log->opts.read_only) {

@@ -50,6 +50,8 @@ static segment *seg_new(const char *dir, int64_t base) {
     seg->fd = seg->ofd = seg->tfd = -1;
     atomic_init(&seg->refs, 1);
     atomic_init(&seg->deleted, 0);
+    atomic_init(&seg->alloc_end, 0);
+    atomic_init(&seg->pa_stop, 0);
     atomic_init(&seg->map, NULL);
     atomic_init(&seg->pub_pos, 0);
     atomic_init(&seg->pub_next, base);

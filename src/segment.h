@@ -49,6 +49,11 @@ typedef struct segment {
      * st while reserved batches are being written. */
     uint64_t resv_pos;
     int64_t resv_next;
+    /* Preallocation (prealloc.c): [0, alloc_end) of the file exists on disk (data, then
+     * synced zeros); pa_stop: no more zero-filling of this segment (sealed, closing,
+     * or the disk was full). */
+    _Atomic uint64_t alloc_end;
+    atomic_int pa_stop;
     int fd, ofd, tfd; /* .log, .index, .timeindex; ofd/tfd -1 when absent */
     int writable;
     seg_index ix;

@@ -48,6 +48,7 @@ typedef struct scan_ctx {
     alog_progress_fn progress;
     void *progress_ctx;
     uint64_t done_before, total;
+    int zero_tail_ok; /* zeros after the last batch end the file (preallocated space) */
 } scan_ctx;
 
 static void info_from(const batch_header *h, uint64_t pos, alog_batch_info *bi) {
@@ -95,6 +96,8 @@ static alog_err scan_file(scan_ctx *sc, uint64_t *valid, int64_t *next_offset) {
             why = why_buf;
         }
         if (!why && h.base_offset <= prev_last) why = "offsets go backwards";
+        if (why && sc->zero_tail_ok && prealloc_data_end(map + pos, size - pos) == 0)
+            break; /* the rest is zeros: preallocated space, not data (prealloc.c) */
         if (why) {
             e = err_set(ALOG_ECORRUPT, 0, "%s: %s, at byte position %" PRIu64 " (offset %" PRId64 ")",
                         sc->path, why, pos, at_offset);
@@ -142,7 +145,7 @@ alog_err alog_scan_segment_file(const char *path, alog_batch_fn fn, void *ctx,
                                 uint64_t *valid_bytes_out) {
     err_clear();
     if (!path) return err_set(ALOG_EINVAL, 0, "alog_scan_segment_file: no path");
-    scan_ctx sc = {.path = path, .expect_base = -1, .fn = fn, .fn_ctx = ctx};
+    scan_ctx sc = {.path = path, .expect_base = -1, .fn = fn, .fn_ctx = ctx, .zero_tail_ok = 1};
     uint64_t valid = 0;
     alog_err e = scan_file(&sc, &valid, NULL);
     if (valid_bytes_out) *valid_bytes_out = valid;
@@ -276,6 +279,7 @@ alog_err alog_verify(const char *dir, alog_verify_report *report, alog_progress_
         }
         sc.path = path;
         sc.expect_base = base;
+        sc.zero_tail_ok = i + 1 == n; /* only the active segment is preallocated */
         sc.nmarks = 0;
         uint64_t valid = 0;
         int64_t next = base;

@@ -398,6 +398,13 @@ static uint64_t total_bytes(const built *b) { return b->sealed_bytes + b->end; }
 
 /* ---- torn tail at every byte ------------------------------------------------------- */
 
+/* What recovery reports cut of a tail: up to its last non-zero byte (a remainder of
+ * zeros is preallocated space, not data). */
+static uint64_t held_bytes(const uint8_t *p, uint64_t n) {
+    while (n && !p[n - 1]) n--;
+    return n;
+}
+
 enum scenario { SC_CRASH, SC_CLEAN_THEN_CUT, SC_NO_CHECKPOINT };
 
 static void torn_tail_sweep(enum scenario sc) {
@@ -414,6 +421,11 @@ static void torn_tail_sweep(enum scenario sc) {
     join(cp, sizeof cp, work, "recovery-point");
     alog_options o = rec_opts();
     fresh_copy(src, work);
+    char srcp[4096];
+    tu_segment_path(srcp, sizeof srcp, src, b.active_base, "log");
+    size_t srclen;
+    uint8_t *srcbytes = tu_read_file(srcp, &srclen);
+    assert_true(srcbytes && srclen >= b.end);
     for (uint64_t c = b.last_pos; c < b.end; c++) {
         snprintf(g_ctx, sizeof g_ctx, "%s: cut at %" PRIu64 " (last batch %" PRIu64 "..%" PRIu64
                  ")", names[sc], c, b.last_pos, b.end);
@@ -424,8 +436,9 @@ static void torn_tail_sweep(enum scenario sc) {
         OK_CTX(alog_open(work, &o, &log));
         const alog_recovery_info *ri = alog_recovery(log);
         CHECK_EQ(ri->clean, 0);
-        CHECK_EQ(ri->bytes_truncated, c - b.last_pos);
-        CHECK_EQ(ri->first_cut_offset, c > b.last_pos ? b.last_base : -1);
+        uint64_t held = held_bytes(srcbytes + b.last_pos, c - b.last_pos);
+        CHECK_EQ(ri->bytes_truncated, held);
+        CHECK_EQ(ri->first_cut_offset, held ? b.last_base : -1);
         switch (sc) {
         case SC_CRASH: /* from the checkpoint to the end of the file */
             CHECK_EQ(ri->segments_checked, 1);
@@ -443,7 +456,7 @@ static void torn_tail_sweep(enum scenario sc) {
         }
         CHECK_EQ(alog_first_offset(log), 0);
         CHECK_EQ(alog_next_offset(log), b.last_base);
-        CHECK_EQ(tu_file_size(p), b.last_pos); /* cut on disk */
+        CHECK_EQ(tu_file_size(p), held ? b.last_pos : c); /* cut on disk, or kept as zeros */
         read_check(log, 0, b.last_base);
         /* Seeks into the recovered active segment. */
         alog_cursor *cur;
@@ -484,6 +497,7 @@ static void torn_tail_sweep(enum scenario sc) {
         expect_same_file(work, pristine, b.seg_base[i], "index");
         expect_same_file(work, pristine, b.seg_base[i], "timeindex");
     }
+    free(srcbytes);
     tu_rmrf(root);
     free(root);
 }
@@ -506,8 +520,10 @@ static void test_torn_tail_every_byte_without_checkpoint(void **state) {
 /* ---- garbage and zeros after the last batch ---------------------------------------- */
 
 /* Appends junk[0..n) to the active segment of a copy of src and checks recovery keeps
- * the first keep_bytes of it (keep_recs records) and cuts the rest. extend_sparse: the
- * junk is zeros made by extending the file (a preallocated tail). */
+ * the first keep_bytes of it (keep_recs records) and cuts the rest -- unless the rest
+ * is zeros only: preallocated space, reported as nothing cut, kept by a writable open
+ * (for its appends) and cut by its clean close. extend_sparse: the junk is zeros made
+ * by extending the file (a sparse preallocated tail). */
 static void tail_case(const char *src, const char *work, const built *b, int crash,
                       const uint8_t *junk, size_t n, int extend_sparse, uint64_t keep_bytes,
                       int64_t keep_recs) {
@@ -516,7 +532,7 @@ static void tail_case(const char *src, const char *work, const built *b, int cra
     restore_active(src, work, b->active_base);
     if (extend_sparse) tu_truncate(p, (int64_t)(b->end + n));
     else tu_append_bytes(p, junk, n);
-    uint64_t cut = n - keep_bytes;
+    uint64_t cut = extend_sparse ? 0 : held_bytes(junk + keep_bytes, n - keep_bytes);
     int64_t next = b->next + keep_recs;
 
     /* A read-only open sees the same log and changes nothing. */
@@ -539,11 +555,18 @@ static void tail_case(const char *src, const char *work, const built *b, int cra
     CHECK_EQ(ri->segments_checked, 1);
     CHECK_EQ(ri->bytes_checked, (crash ? b->end - b->ckpt_pos : 0) + keep_bytes);
     CHECK_EQ(alog_next_offset(log), next);
-    CHECK_EQ(tu_file_size(p), b->end + keep_bytes);
+    CHECK_EQ(tu_file_size(p), b->end + (cut ? keep_bytes : n));
     read_check(log, b->active_base, next);
     append_recs(log, next, 2);
     read_check(log, next, next + 2);
+    uint64_t logical = 0;
+    alog_segment_info *si;
+    size_t nsi;
+    OK_CTX(alog_segments(log, &si, &nsi));
+    logical = si[nsi - 1].size_bytes;
+    alog_free(si);
     OK_CTX(alog_close(log));
+    CHECK_EQ(tu_file_size(p), logical); /* a clean close ends the file at its last batch */
     alog_verify_report rep;
     OK_CTX(alog_verify(work, &rep, NULL, NULL));
     CHECK_EQ(rep.records, next + 2);
@@ -757,11 +780,16 @@ static void test_damage_in_scanned_region_drops_later_segments(void **state) {
         uint64_t size1 = variant == 0 ? b.seg_size[1] : bp[k].pos + bp[k].size - 1;
         uint64_t later = 0;
         for (size_t i = 2; i < b.nsegs; i++) later += b.seg_size[i];
+        size_t len1;
+        uint8_t *bytes1 = tu_read_file(p, &len1);
+        assert_true(bytes1 && len1 == size1);
+        uint64_t held = held_bytes(bytes1 + bp[k].pos, size1 - bp[k].pos);
+        free(bytes1);
         alog *log;
         OK_CTX(alog_open(work, &o, &log));
         const alog_recovery_info *ri = alog_recovery(log);
         CHECK_EQ(ri->first_cut_offset, bp[k].base);
-        CHECK_EQ(ri->bytes_truncated, size1 - bp[k].pos + later);
+        CHECK_EQ(ri->bytes_truncated, held + later);
         CHECK_EQ(ri->segments_checked, 1);
         CHECK_EQ(ri->bytes_checked, bp[k].pos - b.stale_pos);
         CHECK_EQ(alog_next_offset(log), bp[k].base);

@@ -286,6 +286,7 @@ static alog_options wl_opts(alog_fsync_policy p) {
     o.index_interval_bytes = 300;
     o.fsync_policy = p;
     o.fsync_interval_ms = 1;
+    o.preallocate_bytes = 1024; /* zero-filled space ahead, in steps the segments fit */
     return o;
 }
 
@@ -679,8 +680,20 @@ int main(void) {
     size_t K = rec.n;
     size_t acked = 0;
     for (size_t i = 0; i < nrec; i++) acked += ex[i].acked != SIZE_MAX;
+    /* Zero-filled space ahead of the appends (prealloc.c) must be in the recording,
+     * or its crash states are not explored. */
+    size_t zero_writes = 0;
+    for (size_t i = 0; i < K; i++) {
+        const op *o = &rec.ops[i];
+        if (o->kind != OP_WRITE || o->len < 64) continue;
+        size_t z = 0;
+        while (z < o->len && !o->data[z]) z++;
+        zero_writes += z == o->len;
+    }
     printf("crash explorer: seed %" PRIu64 "; workload: %zu records (%zu acknowledged durable), "
-           "%zu recorded operations\n", seed, nrec, acked, K);
+           "%zu recorded operations (%zu zero-fills ahead of the appends)\n", seed, nrec, acked,
+           K, zero_writes);
+    if (zero_writes == 0) fail_now("the workload preallocated nothing: prealloc.c is not explored");
 
     /* Phase 2: every crash point, several states each. */
     size_t per_point = (target + K) / (K + 1);

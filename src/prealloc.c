@@ -1,0 +1,179 @@
+/*
+ * prealloc.c -- zero-filled space ahead of the active segment, so that durable appends
+ * overwrite blocks the filesystem already has instead of growing the file.
+ *
+ * Why: an fdatasync after an append that grew the file must also make the new size
+ * and the new blocks durable, which on ext4 (and XFS) is a journal commit: a second
+ * device write and flush. Measured on the project's 2-vCPU VM (ext4, virtio): 6,400
+ * bytes appended then fdatasync ~155 us; the same bytes written over zero-filled,
+ * already-synced blocks ~95 us. Group commit waits for one fsync per round, so this
+ * is most of a durable append's latency. (fallocate() does not help: it leaves
+ * "unwritten" extents whose conversion is a journal commit again.)
+ *
+ * How: once the log is used durably (log.c calls prealloc_enable), every reservation
+ * that comes within half a step of the zeroed end asks the log's own thread for the
+ * next step (opts.preallocate_bytes). That thread claims [from, to) past the
+ * reservation frontier under the writer lock, writes zeros there and fdatasyncs them
+ * with no lock held, then publishes the new zeroed end. A reservation that would
+ * reach into a range being zeroed waits for it (prealloc_conflict) -- the zeros must
+ * never land on data -- which only happens when appends outrun the zeroing.
+ *
+ * The zeros are never data. A roll and a clean close cut the file back to its last
+ * batch (prealloc_trim), so sealed segments and cleanly closed logs are exactly
+ * Kafka's layout. After a crash the active segment may end in zeros: recovery,
+ * read-only opens and verify treat a remainder of zeros as the end of the log, not as a
+ * torn batch (prealloc_zero_tail), and a writable open keeps it as preallocated space.
+ *
+ * Locks: mu (the writer lock) then zero_mu, which guards the zeroing in progress; the
+ * zeroing itself holds neither. A failed zero write (a full disk) only stops
+ * preallocating that segment; a failed fdatasync fails the log like any other, since
+ * it may have been the report of a failed write of appended data.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "error.h"
+#include "io.h"
+#include "log.h"
+
+#define ZERO_PIECE (64u << 10)
+#define PAGE 4096u
+
+static const uint8_t zeros[ZERO_PIECE];
+
+void prealloc_enable(alog *log) {
+    if (log->opts.preallocate_bytes && !log->opts.read_only &&
+        !atomic_load_explicit(&log->pa_on, memory_order_relaxed))
+        atomic_store_explicit(&log->pa_on, 1, memory_order_relaxed);
+}
+
+int prealloc_conflict(alog *log, segment *a, uint64_t end, int wait) {
+    /* zeroing is set only under mu (which the caller holds), so a 0 here is current. */
+    if (!atomic_load_explicit(&log->zeroing, memory_order_acquire)) return 0;
+    int conflict = 0;
+    pthread_mutex_lock(&log->zero_mu);
+    while (atomic_load_explicit(&log->zeroing, memory_order_relaxed) && log->zero_seg == a &&
+           end > log->zero_from) {
+        if (!wait) {
+            conflict = 1;
+            break;
+        }
+        pthread_cond_wait(&log->zero_cv, &log->zero_mu);
+    }
+    pthread_mutex_unlock(&log->zero_mu);
+    return conflict;
+}
+
+void prealloc_note(alog *log, segment *a) {
+    if (!atomic_load_explicit(&log->pa_on, memory_order_relaxed) ||
+        atomic_load_explicit(&a->pa_stop, memory_order_relaxed) ||
+        atomic_load_explicit(&log->pa_pending, memory_order_relaxed))
+        return;
+    uint64_t step = log->opts.preallocate_bytes;
+    uint64_t zeroed = atomic_load_explicit(&a->alloc_end, memory_order_relaxed);
+    if (a->resv_pos + step / 2 < zeroed || zeroed >= log->opts.segment_bytes) return;
+    atomic_store_explicit(&log->pa_pending, 1, memory_order_relaxed);
+    pthread_mutex_lock(&log->pub_mu);
+    log->pa_wanted = 1;
+    pthread_cond_signal(&log->flusher_cv);
+    pthread_mutex_unlock(&log->pub_mu);
+}
+
+void prealloc_run(alog *log) {
+    pthread_mutex_lock(&log->mu);
+    segment *a = log_active(log);
+    uint64_t step = log->opts.preallocate_bytes, front = a->resv_pos;
+    uint64_t zeroed = atomic_load_explicit(&a->alloc_end, memory_order_relaxed);
+    /* Past what is zeroed; if the appends are already past that, leave them a quarter
+     * step to go on into while this runs, so they do not wait for it. */
+    uint64_t from = zeroed > front ? zeroed : front + step / 4;
+    uint64_t align = step < PAGE ? step : PAGE; /* whole pages, unless steps are tiny */
+    from = (from + align - 1) / align * align;
+    uint64_t to = from + step;
+    if (to > log->opts.segment_bytes) to = log->opts.segment_bytes;
+    if (atomic_load(&log->failed) || log->rewind || atomic_load(&a->pa_stop) || to <= from) {
+        pthread_mutex_unlock(&log->mu);
+        atomic_store(&log->pa_pending, 0);
+        return;
+    }
+    pthread_mutex_lock(&log->zero_mu);
+    log->zero_seg = a;
+    log->zero_from = from;
+    atomic_store_explicit(&log->zeroing, 1, memory_order_release);
+    pthread_mutex_unlock(&log->zero_mu);
+    segment_ref(a);
+    pthread_mutex_unlock(&log->mu);
+
+    alog_err e = ALOG_OK;
+    for (uint64_t off = from; off < to && !e; off += ZERO_PIECE) {
+        size_t n = to - off < ZERO_PIECE ? (size_t)(to - off) : ZERO_PIECE;
+        e = io_pwrite_all(a->fd, zeros, n, off, a->path);
+        /* Write each piece back before the next: an append's fdatasync (which writes
+         * back every dirty page of the file) then finds at most one piece of zeros in
+         * its way, not the whole step. Measured, 64 writers: p999 ~1.0-1.1 ms this
+         * way, 1.4-1.7 ms leaving all of it to the fdatasync below. Only pacing:
+         * durability comes from that fdatasync. */
+        if (!e)
+            (void)sync_file_range(a->fd, (off64_t)off, (off64_t)n,
+                                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                      SYNC_FILE_RANGE_WAIT_AFTER);
+    }
+    int synced = 0;
+    if (e) {
+        /* A full disk (or another write error) costs only the preallocation: appends
+         * go on growing the file. The zeros that got written are harmless. */
+        atomic_store(&a->pa_stop, 1);
+        err_clear();
+    } else if (io_fdatasync(a->fd) != 0) {
+        err_sys(errno, "fdatasync %s (zero-filling bytes %" PRIu64 "-%" PRIu64 " ahead of the "
+                "appends)", a->path, from, to);
+        log_fail(log, ALOG_EIO);
+    } else {
+        synced = 1;
+    }
+    pthread_mutex_lock(&log->zero_mu);
+    if (synced) atomic_store_explicit(&a->alloc_end, to, memory_order_relaxed);
+    log->zero_seg = NULL;
+    atomic_store_explicit(&log->zeroing, 0, memory_order_release);
+    pthread_cond_broadcast(&log->zero_cv);
+    pthread_mutex_unlock(&log->zero_mu);
+    atomic_store(&log->pa_pending, 0);
+    segment_release(a);
+}
+
+alog_err prealloc_trim(alog *log, segment *a) {
+    atomic_store(&a->pa_stop, 1);
+    pthread_mutex_lock(&log->zero_mu);
+    while (atomic_load_explicit(&log->zeroing, memory_order_relaxed) && log->zero_seg == a)
+        pthread_cond_wait(&log->zero_cv, &log->zero_mu);
+    pthread_mutex_unlock(&log->zero_mu);
+    uint64_t size;
+    alog_err e = segment_file_size(a, &size);
+    if (e || size <= a->st.position) return e;
+    if (io->ftruncate(a->fd, (off_t)a->st.position) != 0)
+        return err_sys(errno, "cutting the preallocated space of %s back to %" PRIu64 " bytes",
+                       a->path, a->st.position);
+    /* The new size must be on disk before a successor segment or a clean checkpoint
+     * says this one ends here: fsync, not fdatasync. */
+    if (io_fsync(a->fd) != 0) return err_sys(errno, "fsync %s", a->path);
+    atomic_store_explicit(&a->alloc_end, 0, memory_order_relaxed);
+    return ALOG_OK;
+}
+
+uint64_t prealloc_data_end(const uint8_t *p, uint64_t n) {
+    /* Word at a time from the end: the zeros are usually most of it. */
+    while (n && ((uintptr_t)(p + n) & 7)) {
+        if (p[n - 1]) return n;
+        n--;
+    }
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p + n - 8, 8);
+        if (w) break;
+        n -= 8;
+    }
+    while (n && !p[n - 1]) n--;
+    return n;
+}
