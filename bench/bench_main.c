@@ -20,7 +20,8 @@
  * 100-byte records one per call, each call fsynced before it returns. The table shows
  * the medians over runs of records/s and of each run's p50/p99/p999 call latency; the
  * ratios are medians of per-run ratios, as above. "One fsync" is the median latency
- * of the 1-thread write+fdatasync of the same run.
+ * of the 1-thread write+fdatasync of the same run (a file laid out beforehand, so an
+ * fdatasync writes data only: the device's limit per fsync).
  */
 #include "bench.h"
 
@@ -501,7 +502,9 @@ static void print_durable(const config *c, const results *res) {
            "within it / its time;\nlatency of each call in microseconds, p50/p99/p999 "
            "over all threads' calls\n",
            DUR_VLEN, c->durable_secs);
-    printf("one fsync = %s us (median latency of 1-thread write+fdatasync); "
+    printf("write+fdatasync: pwrite at the next position of a file laid out beforehand "
+           "(zero-filled, synced), then fdatasync\n"
+           "one fsync = %s us (median latency of 1-thread write+fdatasync); "
            "p99 in fsyncs = alog's p99 / one fsync\n",
            one);
     printf("  %7s  %-16s %11s %8s %9s %9s %9s   %s\n", "threads", "system", "records/s",
