@@ -120,8 +120,6 @@ static int fake_fsync(int fd) {
     return fsync(fd);
 }
 
-static io_ops fake_io;
-
 static int64_t mono_ms_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -131,18 +129,11 @@ static int64_t mono_ms_now(void) {
 static int setup(void **state) {
     (void)state;
     memset(&fk, 0, sizeof fk);
-    fake_io = io_posix;
-    fake_io.open = fake_open;
-    fake_io.pwrite = fake_pwrite;
-    fake_io.fdatasync = fake_fdatasync;
-    fake_io.fsync = fake_fsync;
-    io = &fake_io;
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    io = &io_posix;
+    io_ops *t = tu_fake_io_install();
+    t->open = fake_open;
+    t->pwrite = fake_pwrite;
+    t->fdatasync = fake_fdatasync;
+    t->fsync = fake_fsync;
     return 0;
 }
 
@@ -152,6 +143,10 @@ static alog_options opts(alog_fsync_policy p, uint32_t interval_ms) {
     o.segment_bytes = 1 << 20;
     o.fsync_policy = p;
     o.fsync_interval_ms = interval_ms;
+    /* Faults here target the appends' own writes and fsyncs, which they count; the
+     * zero-filling ahead of durable appends has its own fault tests
+     * (test_durability_prealloc.c). */
+    o.preallocate_bytes = 0;
     return o;
 }
 
@@ -606,17 +601,21 @@ static void test_wait_timeout_and_callbacks(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_fsync_always_syncs_every_append, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_always_syncs_every_append, setup,
+                                        tu_fake_io_restore),
         cmocka_unit_test_setup_teardown(test_fsync_never_leaves_it_to_sync_and_close, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_fsync_interval, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_full_disk_loses_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_fsync_is_sticky, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recovery_scans_only_the_tail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_index_files_rebuilt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit_never_early, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit_gathers_every_writer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wait_timeout_and_callbacks, setup, teardown),
+                                        tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_fsync_interval, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_full_disk_loses_nothing, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_failed_fsync_is_sticky, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_recovery_scans_only_the_tail, setup,
+                                        tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_missing_index_files_rebuilt, setup,
+                                        tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_group_commit_never_early, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_group_commit_gathers_every_writer, setup,
+                                        tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_wait_timeout_and_callbacks, setup, tu_fake_io_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,8 +14,9 @@
  *
  * A fake io table wraps the real calls: it recognises the zero-fill's writes (all
  * zeros, at least 256 bytes: no batch is all zeros), and can make them slow, fail with
- * ENOSPC, or make the fdatasync that follows them in the same thread fail with EIO. These tests wait for
- * the log's thread to do its work (polling, with a generous limit) but assert no time.
+ * ENOSPC, or make the fdatasync that follows them in the same thread fail with EIO.
+ * These tests wait for the log's thread to do its work (polling, with a generous
+ * limit) but assert no time.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,21 +84,12 @@ static int f_fdatasync(int fd) {
     return io_posix.fdatasync(fd);
 }
 
-static io_ops fake_io;
-
 static int setup(void **state) {
     (void)state;
     memset(&F, 0, sizeof F);
-    fake_io = io_posix;
-    fake_io.pwrite = f_pwrite;
-    fake_io.fdatasync = f_fdatasync;
-    io = &fake_io;
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    io = &io_posix;
+    io_ops *t = tu_fake_io_install();
+    t->pwrite = f_pwrite;
+    t->fdatasync = f_fdatasync;
     return 0;
 }
 
@@ -489,15 +481,16 @@ static void test_failed_sync_of_zeros_fails_the_log(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_zeros_ahead_are_never_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_off_and_bad_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_leaves_zeros, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_roll_cuts_the_zeros, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zeros_ahead_are_never_data, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_off_and_bad_options, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_crash_leaves_zeros, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_roll_cuts_the_zeros, setup, tu_fake_io_restore),
         cmocka_unit_test_setup_teardown(test_appends_outrunning_the_zero_fill_wait, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_full_disk_while_zero_filling, setup, teardown),
+                                        tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_full_disk_while_zero_filling, setup,
+                                        tu_fake_io_restore),
         cmocka_unit_test_setup_teardown(test_failed_sync_of_zeros_fails_the_log, setup,
-                                        teardown),
+                                        tu_fake_io_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -222,24 +222,15 @@ static int fake_fsync(int fd) {
     return fsync(fd);
 }
 
-static io_ops fake_io;
-
 static int setup(void **state) {
     (void)state;
     memset(&fk, 0, sizeof fk);
-    fake_io = io_posix;
-    fake_io.open = fake_open;
-    fake_io.pwrite = fake_pwrite;
-    fake_io.pread = fake_pread;
-    fake_io.fdatasync = fake_fdatasync;
-    fake_io.fsync = fake_fsync;
-    io = &fake_io;
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    io = &io_posix;
+    io_ops *t = tu_fake_io_install();
+    t->open = fake_open;
+    t->pwrite = fake_pwrite;
+    t->pread = fake_pread;
+    t->fdatasync = fake_fdatasync;
+    t->fsync = fake_fsync;
     return 0;
 }
 
@@ -394,6 +385,10 @@ static alog_options opts(alog_fsync_policy p, uint64_t segment_bytes) {
     o.segment_bytes = segment_bytes;
     o.fsync_policy = p;
     o.fsync_interval_ms = 1000;
+    /* Faults here target the appends' own writes and fsyncs, which they count; the
+     * zero-filling ahead of durable appends has its own fault tests
+     * (test_durability_prealloc.c). */
+    o.preallocate_bytes = 0;
     return o;
 }
 
@@ -901,14 +896,15 @@ static void test_pwrite_eio_mixed_durable(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_pwrite_eio_cuts_and_goes_on, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_short_writes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eintr_pwrite_pread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eintr_fsync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pwrite_eio_cuts_and_goes_on, setup,
+                                        tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_short_writes, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_eintr_pwrite_pread, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_eintr_fsync, setup, tu_fake_io_restore),
         cmocka_unit_test_setup_teardown(test_fsync_eio_concurrent_durable_writers, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_pwrite_enospc_concurrent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pwrite_eio_mixed_durable, setup, teardown),
+                                        tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_pwrite_enospc_concurrent, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_pwrite_eio_mixed_durable, setup, tu_fake_io_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,8 @@
  */
 #include "testutil.h"
 
+#include "io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -196,4 +198,20 @@ int tu_srec_check(tu_srec *scratch, const alog_record *r, uint64_t *seed_out, ch
         return 0;
     }
     return 1;
+}
+
+/* ---- fault-injecting io tables -------------------------------------------------------- */
+
+static io_ops tu_fake_io;
+
+io_ops *tu_fake_io_install(void) {
+    tu_fake_io = io_posix;
+    io = &tu_fake_io;
+    return &tu_fake_io;
+}
+
+int tu_fake_io_restore(void **state) {
+    (void)state;
+    io = &io_posix;
+    return 0;
 }

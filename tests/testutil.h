@@ -35,6 +35,14 @@ void tu_copy_file(const char *from, const char *to);
             fail_msg("%s -> %s: %s", #expr, alog_err_name(tu_e_), alog_last_error()); \
     } while (0)
 
+/* ---- fault-injecting io tables (src/io.h) -----------------------------------------
+ * A test's own table of file calls: starts as the real ones (io_posix) and is made the
+ * engine's table; the test then points the calls it fakes at its wrappers.
+ * tu_fake_io_restore is a cmocka teardown that puts the real calls back. */
+struct io_ops;
+struct io_ops *tu_fake_io_install(void);
+int tu_fake_io_restore(void **state);
+
 /* ---- seeded records (crash and fault tests) ----------------------------------------
  * A record made from a 64-bit seed alone: key "k" + the seed in 16 hex digits, a
  * timestamp, value "r<seed in decimal>-" followed by pseudo-random bytes (a null value
