@@ -523,9 +523,10 @@ static void *flusher_main(void *arg) {
     int64_t interval = (int64_t)log->opts.fsync_interval_ms;
     int by_interval = log->opts.fsync_policy == ALOG_FSYNC_INTERVAL;
     int periodic = by_interval && interval > 0;
+    int zeroing = 0; /* a preallocation step is under way: keep turning */
     pthread_mutex_lock(&log->pub_mu);
     while (!log->stop) {
-        int work = log->ckpt_wanted || log->pa_wanted ||
+        int work = log->ckpt_wanted || log->pa_wanted || zeroing ||
                    (log->cbs && (log->durable_next <= log->cbs->offset ||
                                  atomic_load(&log->failed)));
         if (!work) {
@@ -545,10 +546,10 @@ static void *flusher_main(void *arg) {
         if (dirty && want_sync && !atomic_load(&log->failed))
             (void)sync_to_locked(log, a->st.next_offset, NULL);
         run_callbacks_locked(log, 0);
-        if (log->pa_wanted && !log->stop) {
+        if ((log->pa_wanted || zeroing) && !log->stop) {
             log->pa_wanted = 0;
             pthread_mutex_unlock(&log->pub_mu);
-            prealloc_run(log);
+            zeroing = prealloc_run(log);
             pthread_mutex_lock(&log->pub_mu);
         }
         if (log->ckpt_wanted && !log->stop) {
@@ -559,6 +560,7 @@ static void *flusher_main(void *arg) {
         }
     }
     pthread_mutex_unlock(&log->pub_mu);
+    prealloc_abandon(log);
     return NULL;
 }
 
@@ -857,9 +859,8 @@ static alog_err reserve_prepare(alog *log, uint64_t len, int32_t lod, int roll_o
         if (!e) e = log_roll(log);
         a = log_active(log);
     }
-    /* Never write where zeros are being written: wait for them, or (a group that has
-     * already reserved some batches) stop the group here. */
-    if (!e && prealloc_conflict(log, a, a->resv_pos + len, roll_ok) && must_roll) *must_roll = 1;
+    /* Never write where zeros are being written (prealloc.c). */
+    if (!e) prealloc_conflict(log, a, a->resv_pos + len);
     return e;
 }
 
@@ -1075,7 +1076,7 @@ static void group_round(alog *log, greq **pending, int *woke) {
             greq_finish(r, e, woke);
             continue;
         }
-        if (must_roll) break; /* the rest goes in the next round (after a roll, or zeros) */
+        if (must_roll) break; /* the rest goes in the next round, after a roll */
         if (!a) {
             a = log_active(log);
             pos = a->resv_pos;

@@ -123,7 +123,9 @@ struct alog {
     pthread_mutex_t zero_mu;
     pthread_cond_t zero_cv;
     segment *zero_seg;
-    uint64_t zero_from;
+    uint64_t zero_from, zero_to, zero_next; /* the step, and where its next piece goes */
+    int zero_writing; /* a piece is being written (a stop waits for it) */
+    int zero_cancel;  /* the step was stopped: end it unpublished */
 
     _Atomic int failed; /* sticky alog_err: after a failed fsync or write */
     pthread_mutex_t fail_mu; /* guards failed_msg */
@@ -150,15 +152,18 @@ alog_err log_fail(alog *log, alog_err e);
 /* prealloc.c (see there) */
 /* Turns preallocation on: the log is being used durably. */
 void prealloc_enable(alog *log);
-/* With mu held, before reserving up to byte `end` of the active segment a: whether
- * that reaches into bytes being zero-filled. wait = 1: waits (mu stays held) until the
- * zero-fill is done and returns 0; wait = 0: returns 1 at once. */
-int prealloc_conflict(alog *log, segment *a, uint64_t end, int wait);
+/* With mu held, before reserving up to byte `end` of the active segment a: if that
+ * reaches into the step being zero-filled, ends the step and waits for the piece
+ * being written, so that no zeros land on the reservation. */
+void prealloc_conflict(alog *log, segment *a, uint64_t end);
 /* With mu held, after a reservation: asks the log's thread for the next zeroed step
  * if the reservations came within half a step of the zeroed end. */
 void prealloc_note(alog *log, segment *a);
-/* The log's thread, no lock held: zero-fills and syncs the next step. */
-void prealloc_run(alog *log);
+/* The log's thread, no lock held: claims a step if none runs, writes its next piece
+ * or, all written, syncs and publishes it. 1 if the step needs more calls. */
+int prealloc_run(alog *log);
+/* The log's thread, stopping: ends a step left unfinished. */
+void prealloc_abandon(alog *log);
 /* With mu held and everything published (roll, close): stops preallocating a, waits
  * for its zero-fill, cuts the file back to st.position and fsyncs that. */
 alog_err prealloc_trim(alog *log, segment *a);

@@ -13,10 +13,14 @@
  * How: once the log is used durably (log.c calls prealloc_enable), every reservation
  * that comes within half a step of the zeroed end asks the log's own thread for the
  * next step (opts.preallocate_bytes). That thread claims [from, to) past the
- * reservation frontier under the writer lock, writes zeros there and fdatasyncs them
- * with no lock held, then publishes the new zeroed end. A reservation that would
- * reach into a range being zeroed waits for it (prealloc_conflict) -- the zeros must
- * never land on data -- which only happens when appends outrun the zeroing.
+ * reservation frontier under the writer lock, then writes zeros there one 64 KiB
+ * piece per turn of its loop, between its other work (fsyncs, durability callbacks:
+ * alogd's acknowledgements waited behind whole steps, p99 x2), with no lock held;
+ * then it fdatasyncs them and publishes the new zeroed end. A reservation that would
+ * reach into the range being zeroed -- appends outrunning the zeroing -- ends the step
+ * there and waits only for the piece being written (prealloc_conflict): the zeros
+ * must never land on data, and the writer lock must not wait for the log's thread,
+ * which may itself be waiting for that lock.
  *
  * The zeros are never data. A roll and a clean close cut the file back to its last
  * batch (prealloc_trim), so sealed segments and cleanly closed logs are exactly
@@ -24,8 +28,8 @@
  * read-only opens and verify treat a remainder of zeros as the end of the log, not as a
  * torn batch (prealloc_zero_tail), and a writable open keeps it as preallocated space.
  *
- * Locks: mu (the writer lock) then zero_mu, which guards the zeroing in progress; the
- * zeroing itself holds neither. A failed zero write (a full disk) only stops
+ * Locks: mu (the writer lock) then zero_mu, which guards the step in progress; the
+ * writes themselves hold neither. A failed zero write (a full disk) only stops
  * preallocating that segment; a failed fdatasync fails the log like any other, since
  * it may have been the report of a failed write of appended data.
  */
@@ -49,21 +53,21 @@ void prealloc_enable(alog *log) {
         atomic_store_explicit(&log->pa_on, 1, memory_order_relaxed);
 }
 
-int prealloc_conflict(alog *log, segment *a, uint64_t end, int wait) {
+/* With zero_mu held: ends the step in progress on a, if any, without publishing it,
+ * once the piece being written (if one is) has landed. */
+static void stop_step_locked(alog *log, segment *a) {
+    if (!atomic_load_explicit(&log->zeroing, memory_order_relaxed) || log->zero_seg != a)
+        return;
+    log->zero_cancel = 1;
+    while (log->zero_writing) pthread_cond_wait(&log->zero_cv, &log->zero_mu);
+}
+
+void prealloc_conflict(alog *log, segment *a, uint64_t end) {
     /* zeroing is set only under mu (which the caller holds), so a 0 here is current. */
-    if (!atomic_load_explicit(&log->zeroing, memory_order_acquire)) return 0;
-    int conflict = 0;
+    if (!atomic_load_explicit(&log->zeroing, memory_order_acquire)) return;
     pthread_mutex_lock(&log->zero_mu);
-    while (atomic_load_explicit(&log->zeroing, memory_order_relaxed) && log->zero_seg == a &&
-           end > log->zero_from) {
-        if (!wait) {
-            conflict = 1;
-            break;
-        }
-        pthread_cond_wait(&log->zero_cv, &log->zero_mu);
-    }
+    if (log->zero_seg == a && end > log->zero_from) stop_step_locked(log, a);
     pthread_mutex_unlock(&log->zero_mu);
-    return conflict;
 }
 
 void prealloc_note(alog *log, segment *a) {
@@ -81,60 +85,40 @@ void prealloc_note(alog *log, segment *a) {
     pthread_mutex_unlock(&log->pub_mu);
 }
 
-void prealloc_run(alog *log) {
+/* Claims the next step past the reservations: with mu, then zero_mu. 1 if claimed. */
+static int claim_step(alog *log) {
     pthread_mutex_lock(&log->mu);
     segment *a = log_active(log);
     uint64_t step = log->opts.preallocate_bytes, front = a->resv_pos;
     uint64_t zeroed = atomic_load_explicit(&a->alloc_end, memory_order_relaxed);
     /* Past what is zeroed; if the appends are already past that, leave them a quarter
-     * step to go on into while this runs, so they do not wait for it. */
+     * step to go on into while this runs. */
     uint64_t from = zeroed > front ? zeroed : front + step / 4;
     uint64_t align = step < PAGE ? step : PAGE; /* whole pages, unless steps are tiny */
     from = (from + align - 1) / align * align;
     uint64_t to = from + step;
     if (to > log->opts.segment_bytes) to = log->opts.segment_bytes;
-    if (atomic_load(&log->failed) || log->rewind || atomic_load(&a->pa_stop) || to <= from) {
-        pthread_mutex_unlock(&log->mu);
-        atomic_store(&log->pa_pending, 0);
-        return;
+    int ok = !atomic_load(&log->failed) && !log->rewind && !atomic_load(&a->pa_stop) && to > from;
+    if (ok) {
+        pthread_mutex_lock(&log->zero_mu);
+        segment_ref(a);
+        log->zero_seg = a;
+        log->zero_from = log->zero_next = from;
+        log->zero_to = to;
+        log->zero_cancel = 0;
+        atomic_store_explicit(&log->zeroing, 1, memory_order_release);
+        pthread_mutex_unlock(&log->zero_mu);
     }
-    pthread_mutex_lock(&log->zero_mu);
-    log->zero_seg = a;
-    log->zero_from = from;
-    atomic_store_explicit(&log->zeroing, 1, memory_order_release);
-    pthread_mutex_unlock(&log->zero_mu);
-    segment_ref(a);
     pthread_mutex_unlock(&log->mu);
+    return ok;
+}
 
-    alog_err e = ALOG_OK;
-    for (uint64_t off = from; off < to && !e; off += ZERO_PIECE) {
-        size_t n = to - off < ZERO_PIECE ? (size_t)(to - off) : ZERO_PIECE;
-        e = io_pwrite_all(a->fd, zeros, n, off, a->path);
-        /* Write each piece back before the next: an append's fdatasync (which writes
-         * back every dirty page of the file) then finds at most one piece of zeros in
-         * its way, not the whole step. Measured, 64 writers: p999 ~1.0-1.1 ms this
-         * way, 1.4-1.7 ms leaving all of it to the fdatasync below. Only pacing:
-         * durability comes from that fdatasync. */
-        if (!e)
-            (void)sync_file_range(a->fd, (off64_t)off, (off64_t)n,
-                                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                      SYNC_FILE_RANGE_WAIT_AFTER);
-    }
-    int synced = 0;
-    if (e) {
-        /* A full disk (or another write error) costs only the preallocation: appends
-         * go on growing the file. The zeros that got written are harmless. */
-        atomic_store(&a->pa_stop, 1);
-        err_clear();
-    } else if (io_fdatasync(a->fd) != 0) {
-        err_sys(errno, "fdatasync %s (zero-filling bytes %" PRIu64 "-%" PRIu64 " ahead of the "
-                "appends)", a->path, from, to);
-        log_fail(log, ALOG_EIO);
-    } else {
-        synced = 1;
-    }
+/* Ends the step (published = its zeros are synced: the zeroed end moves). */
+static void end_step(alog *log, int published) {
     pthread_mutex_lock(&log->zero_mu);
-    if (synced) atomic_store_explicit(&a->alloc_end, to, memory_order_relaxed);
+    segment *a = log->zero_seg;
+    if (published && !log->zero_cancel)
+        atomic_store_explicit(&a->alloc_end, log->zero_to, memory_order_relaxed);
     log->zero_seg = NULL;
     atomic_store_explicit(&log->zeroing, 0, memory_order_release);
     pthread_cond_broadcast(&log->zero_cv);
@@ -143,11 +127,69 @@ void prealloc_run(alog *log) {
     segment_release(a);
 }
 
+int prealloc_run(alog *log) {
+    if (!atomic_load_explicit(&log->zeroing, memory_order_acquire) && !claim_step(log)) {
+        atomic_store(&log->pa_pending, 0);
+        return 0;
+    }
+    /* Only this thread changes zero_next and zero_seg while a step runs. */
+    pthread_mutex_lock(&log->zero_mu);
+    segment *a = log->zero_seg;
+    uint64_t off = log->zero_next, to = log->zero_to;
+    int cancelled = log->zero_cancel;
+    if (!cancelled && off < to) log->zero_writing = 1;
+    pthread_mutex_unlock(&log->zero_mu);
+    if (cancelled) {
+        end_step(log, 0);
+        return 0;
+    }
+    if (off < to) {
+        /* One piece per call: the log's thread also runs fsyncs and durability
+         * callbacks (alogd's acknowledgements) and must not leave them for a whole
+         * step. Each piece is written back before the next, so an append's fdatasync
+         * (which writes back every dirty page of the file) finds at most one piece of
+         * zeros in its way. Only pacing: durability comes from the fdatasync below. */
+        size_t n = to - off < ZERO_PIECE ? (size_t)(to - off) : ZERO_PIECE;
+        alog_err e = io_pwrite_all(a->fd, zeros, n, off, a->path);
+        if (!e)
+            (void)sync_file_range(a->fd, (off64_t)off, (off64_t)n,
+                                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                      SYNC_FILE_RANGE_WAIT_AFTER);
+        pthread_mutex_lock(&log->zero_mu);
+        log->zero_writing = 0;
+        log->zero_next = off + n;
+        pthread_cond_broadcast(&log->zero_cv);
+        pthread_mutex_unlock(&log->zero_mu);
+        if (e) {
+            /* A full disk (or another write error) costs only the preallocation:
+             * appends go on growing the file. The zeros that got written are harmless. */
+            atomic_store(&a->pa_stop, 1);
+            err_clear();
+            end_step(log, 0);
+            return 0;
+        }
+        return 1;
+    }
+    /* All written: make the size and blocks durable, then the zeros are usable. */
+    if (io_fdatasync(a->fd) != 0) {
+        err_sys(errno, "fdatasync %s (zero-filling bytes %" PRIu64 "-%" PRIu64 " ahead of the "
+                "appends)", a->path, log->zero_from, to);
+        log_fail(log, ALOG_EIO);
+        end_step(log, 0);
+        return 0;
+    }
+    end_step(log, 1);
+    return 0;
+}
+
+void prealloc_abandon(alog *log) {
+    if (atomic_load_explicit(&log->zeroing, memory_order_acquire)) end_step(log, 0);
+}
+
 alog_err prealloc_trim(alog *log, segment *a) {
     atomic_store(&a->pa_stop, 1);
     pthread_mutex_lock(&log->zero_mu);
-    while (atomic_load_explicit(&log->zeroing, memory_order_relaxed) && log->zero_seg == a)
-        pthread_cond_wait(&log->zero_cv, &log->zero_mu);
+    stop_step_locked(log, a);
     pthread_mutex_unlock(&log->zero_mu);
     uint64_t size;
     alog_err e = segment_file_size(a, &size);

@@ -379,10 +379,11 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-static void test_appends_outrunning_the_zero_fill_wait(void **state) {
-    (void)state;
+/* step: one piece a step (4 KiB), or several (256 KiB: the appends stop a step
+ * midway, and wait only for the piece being written). */
+static void outrun(uint64_t step) {
     char *dir = tu_tmpdir("pa-race");
-    alog_options o = popts(4096, 64 << 20);
+    alog_options o = popts(step, 64 << 20);
     alog *log;
     TU_OK(alog_open(dir, &o, &log));
     atomic_store(&F.zero_slow_ms, 20);
@@ -396,8 +397,8 @@ static void test_appends_outrunning_the_zero_fill_wait(void **state) {
     }
     for (int i = 0; i < W; i++) pthread_join(t[i], NULL);
     atomic_store(&F.zero_slow_ms, 0);
-    printf("%d zero-fill writes; up to %d appends in flight during one\n",
-           atomic_load(&F.zero_writes), atomic_load(&F.max_waiting));
+    printf("steps of %" PRIu64 " bytes: %d zero-fill writes; up to %d appends in flight "
+           "during one\n", step, atomic_load(&F.zero_writes), atomic_load(&F.max_waiting));
     assert_true(atomic_load(&F.zero_writes) >= 2);
     /* Every record at the offset its append returned, byte for byte. */
     alog_cursor *c;
@@ -421,6 +422,64 @@ static void test_appends_outrunning_the_zero_fill_wait(void **state) {
     for (int i = 0; i < W; i++) free(ws[i].offs);
     TU_OK(alog_close(log));
     verify_ok(dir, W * N);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_appends_outrunning_the_zero_fill_wait(void **state) {
+    (void)state;
+    outrun(4096);
+    memset(&F, 0, sizeof F);
+    outrun(256 << 10);
+}
+
+/* The log's thread also runs fsyncs and durability callbacks (alogd's acknowledgements
+ * are such callbacks): it zero-fills a piece at a time between them, so a callback
+ * does not wait for a whole step. Zero writes take 30 ms here; a 1 MiB step is 16 of
+ * them; the callback must come while the step is still being written. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, zero_writes_then;
+    alog_err err;
+} cb_state;
+
+static void on_durable(void *ctx, int64_t offset, alog_err err) {
+    (void)offset;
+    cb_state *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    c->done = 1;
+    c->err = err;
+    c->zero_writes_then = atomic_load(&F.zero_writes);
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void test_callbacks_between_zero_pieces(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("pa-cb");
+    alog_options o = popts(1 << 20, 64 << 20);
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    atomic_store(&F.zero_slow_ms, 30);
+    append_one(log, 0, ALOG_APPEND_DURABLE); /* durable use: a 1 MiB step starts */
+    for (int i = 0; i < 2000 && atomic_load(&F.zero_writes) == 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(atomic_load(&F.zero_writes) > 0);
+    int64_t off = append_one(log, 1, 0);
+    cb_state c = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, ALOG_OK};
+    TU_OK(alog_on_durable(log, off, on_durable, &c));
+    pthread_mutex_lock(&c.mu);
+    while (!c.done) pthread_cond_wait(&c.cv, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    printf("callback after %d of the step's 16 zero writes\n", c.zero_writes_then);
+    assert_int_equal(c.err, ALOG_OK);
+    assert_true(c.zero_writes_then < 16);
+    atomic_store(&F.zero_slow_ms, 0);
+    TU_OK(alog_close(log));
+    verify_ok(dir, 2);
     tu_rmrf(dir);
     free(dir);
 }
@@ -486,6 +545,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_crash_leaves_zeros, setup, tu_fake_io_restore),
         cmocka_unit_test_setup_teardown(test_roll_cuts_the_zeros, setup, tu_fake_io_restore),
         cmocka_unit_test_setup_teardown(test_appends_outrunning_the_zero_fill_wait, setup,
+                                        tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_callbacks_between_zero_pieces, setup,
                                         tu_fake_io_restore),
         cmocka_unit_test_setup_teardown(test_full_disk_while_zero_filling, setup,
                                         tu_fake_io_restore),
