@@ -957,11 +957,12 @@ static alog_err append_encoded(alog *log, uint8_t *buf, size_t len, int64_t *bas
 /* ---- durable appends: group commit with a leader -------------------------------- */
 
 /*
- * A durable append enqueues its encoded batch (a lock-free stack) and sleeps on its own
- * futex; one thread at a time is the leader. The leader takes everything queued,
- * reserves it as one contiguous run (one ticket), writes it with one pwrite, publishes
- * it, runs one fsync (sync_to_locked) and wakes each waiter with its result. While it
- * does, the next group gathers in the queue. A leader whose own batch is done hands
+ * A durable append enqueues its encoded batch (a lock-free stack), then spins and
+ * sleeps on the log's shared futex word; one thread at a time is the leader. The
+ * leader takes everything queued, reserves it as one contiguous run (one ticket),
+ * writes it with one pwrite, publishes it, runs one fsync (sync_to_locked), gives each
+ * waiter its result and wakes them all. While it does, the next group gathers in the
+ * queue. A leader whose own batch is done hands
  * the queue to the oldest waiter, so no thread leads for long. Per record this costs
  * one enqueue and one wake-up, not a contended lock and an fsync: that is what lets
  * durable throughput grow with the number of writers.
@@ -994,9 +995,9 @@ static void greq_finish(greq *r, alog_err e, int *woke) {
     *woke = 1;
 }
 
-/* Wakes every sleeping waiter at once: one FUTEX_WAKE of the shared word, not one per
- * waiter (63 wake-ups took the leader ~30 us per round), and none at all when every
- * waiter is still spinning. Each waiter re-checks its own request and sleeps again if
+/* Wakes every sleeping waiter at once: one FUTEX_WAKE of the shared word, not one
+ * syscall per waiter (63 a round at 64 writers), and none at all when every waiter is
+ * still spinning. Each waiter re-checks its own request and sleeps again if
  * it is not done. */
 static void wake_waiters(alog *log) {
     atomic_fetch_add_explicit(&log->g_wake_seq, 1, memory_order_seq_cst);
