@@ -164,8 +164,9 @@ void prealloc_note(alog *log, segment *a);
 int prealloc_run(alog *log);
 /* The log's thread, stopping: ends a step left unfinished. */
 void prealloc_abandon(alog *log);
-/* With mu held and everything published (roll, close): stops preallocating a, waits
- * for its zero-fill, cuts the file back to st.position and fsyncs that. */
+/* With mu held and everything published (roll, close): stops preallocating a, ends
+ * its step (waiting for the piece being written), cuts the file back to st.position
+ * and fsyncs that. */
 alog_err prealloc_trim(alog *log, segment *a);
 /* The length of p[0, n) up to its last non-zero byte (0: all zeros). */
 uint64_t prealloc_data_end(const uint8_t *p, uint64_t n);

@@ -26,7 +26,7 @@
  * batch (prealloc_trim), so sealed segments and cleanly closed logs are exactly
  * Kafka's layout. After a crash the active segment may end in zeros: recovery,
  * read-only opens and verify treat a remainder of zeros as the end of the log, not as a
- * torn batch (prealloc_zero_tail), and a writable open keeps it as preallocated space.
+ * torn batch (prealloc_data_end), and a writable open keeps it as preallocated space.
  *
  * Locks: mu (the writer lock) then zero_mu, which guards the step in progress; the
  * writes themselves hold neither. A failed zero write (a full disk) only stops

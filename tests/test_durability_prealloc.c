@@ -139,24 +139,12 @@ static void read_all(alog *log, int64_t n) {
     alog_cursor_close(c);
 }
 
-/* The active segment's size on disk and in the log. */
-static void active_sizes(alog *log, const char *dir, int64_t *file, uint64_t *logical) {
-    alog_segment_info *s;
-    size_t n;
-    TU_OK(alog_segments(log, &s, &n));
-    char p[4096];
-    tu_segment_path(p, sizeof p, dir, s[n - 1].base_offset, "log");
-    *file = tu_file_size(p);
-    *logical = s[n - 1].size_bytes;
-    alog_free(s);
-}
-
 /* Waits (up to 20 s) until the active segment's file is longer than its log. */
 static int wait_preallocated(alog *log, const char *dir) {
     for (int i = 0; i < 20000; i++) {
         int64_t file;
         uint64_t logical;
-        active_sizes(log, dir, &file, &logical);
+        tu_active_sizes(log, dir, &file, &logical);
         if (file > (int64_t)logical) return 1;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
@@ -183,12 +171,12 @@ static void test_zeros_ahead_are_never_data(void **state) {
     for (int64_t i = 0; i < 50; i++) assert_int_equal(append_one(log, i, 0), i);
     int64_t file;
     uint64_t logical;
-    active_sizes(log, dir, &file, &logical);
+    tu_active_sizes(log, dir, &file, &logical);
     assert_int_equal(file, (int64_t)logical); /* not used durably yet: nothing ahead */
     for (int64_t i = 50; i < 300; i++)
         assert_int_equal(append_one(log, i, ALOG_APPEND_DURABLE), i);
     assert_true(wait_preallocated(log, dir));
-    active_sizes(log, dir, &file, &logical);
+    tu_active_sizes(log, dir, &file, &logical);
     printf("preallocated: log %" PRIu64 " bytes, file %" PRId64 " bytes, %d zero-fill "
            "writes\n", logical, file, atomic_load(&F.zero_writes));
     char p[4096];
@@ -226,7 +214,7 @@ static void test_zeros_ahead_are_never_data(void **state) {
     TU_OK(alog_close(log));
     TU_OK(alog_open(dir, &o, &log));
     assert_int_equal(alog_recovery(log)->clean, 1);
-    active_sizes(log, dir, &file, &logical);
+    tu_active_sizes(log, dir, &file, &logical);
     assert_int_equal(file, (int64_t)logical); /* cut back at the clean close */
     read_all(log, 310);
     TU_OK(alog_close(log));
@@ -246,7 +234,7 @@ static void test_off_and_bad_options(void **state) {
     TU_OK(alog_sync(log));
     int64_t file;
     uint64_t logical;
-    active_sizes(log, dir, &file, &logical);
+    tu_active_sizes(log, dir, &file, &logical);
     assert_int_equal(file, (int64_t)logical);
     assert_int_equal(atomic_load(&F.zero_writes), 0);
     TU_OK(alog_close(log));
@@ -273,7 +261,7 @@ static void test_crash_leaves_zeros(void **state) {
     assert_true(wait_preallocated(log, dir));
     int64_t file;
     uint64_t logical;
-    active_sizes(log, dir, &file, &logical);
+    tu_active_sizes(log, dir, &file, &logical);
     snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", dir, copy);
     assert_int_equal(system(cmd), 0);
     TU_OK(alog_close(log));
@@ -300,7 +288,7 @@ static void test_crash_leaves_zeros(void **state) {
     int64_t f2;
     uint64_t l2;
     TU_OK(alog_open(copy, &o, &log));
-    active_sizes(log, copy, &f2, &l2);
+    tu_active_sizes(log, copy, &f2, &l2);
     assert_int_equal(f2, (int64_t)l2);
     read_all(log, 260);
     TU_OK(alog_close(log));

@@ -279,15 +279,10 @@ static void model_check(model *m, int round, const alog_options *o) {
                     round, alog_err_name(e), alog_last_error(), m->dir, stats.seed);
     const alog_recovery_info *ri = alog_recovery(log);
     if (!ri->clean) stats.unclean++;
-    {
-        alog_segment_info *act;
-        size_t nact;
-        TU_OK(alog_segments(log, &act, &nact));
-        char p[4096];
-        tu_segment_path(p, sizeof p, m->dir, act[nact - 1].base_offset, "log");
-        if (tu_file_size(p) > (int64_t)act[nact - 1].size_bytes) stats.zero_tails++;
-        alog_free(act);
-    }
+    int64_t file;
+    uint64_t logical;
+    tu_active_sizes(log, m->dir, &file, &logical);
+    if (file > (int64_t)logical) stats.zero_tails++;
     if (ri->bytes_truncated) {
         stats.cut_recoveries++;
         stats.cut_bytes += ri->bytes_truncated;

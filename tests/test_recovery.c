@@ -559,12 +559,9 @@ static void tail_case(const char *src, const char *work, const built *b, int cra
     read_check(log, b->active_base, next);
     append_recs(log, next, 2);
     read_check(log, next, next + 2);
-    uint64_t logical = 0;
-    alog_segment_info *si;
-    size_t nsi;
-    OK_CTX(alog_segments(log, &si, &nsi));
-    logical = si[nsi - 1].size_bytes;
-    alog_free(si);
+    int64_t file;
+    uint64_t logical;
+    tu_active_sizes(log, work, &file, &logical);
     OK_CTX(alog_close(log));
     CHECK_EQ(tu_file_size(p), logical); /* a clean close ends the file at its last batch */
     alog_verify_report rep;

@@ -200,6 +200,17 @@ int tu_srec_check(tu_srec *scratch, const alog_record *r, uint64_t *seed_out, ch
     return 1;
 }
 
+void tu_active_sizes(alog *log, const char *dir, int64_t *file, uint64_t *logical) {
+    alog_segment_info *s;
+    size_t n;
+    TU_OK(alog_segments(log, &s, &n));
+    char p[4096];
+    tu_segment_path(p, sizeof p, dir, s[n - 1].base_offset, "log");
+    *file = tu_file_size(p);
+    *logical = s[n - 1].size_bytes;
+    alog_free(s);
+}
+
 /* ---- fault-injecting io tables -------------------------------------------------------- */
 
 static io_ops tu_fake_io;

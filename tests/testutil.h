@@ -35,6 +35,10 @@ void tu_copy_file(const char *from, const char *to);
             fail_msg("%s -> %s: %s", #expr, alog_err_name(tu_e_), alog_last_error()); \
     } while (0)
 
+/* The active segment of log (in dir): its .log file's size on disk, and the log's
+ * size of it (they differ by preallocated zeros, src/prealloc.c). */
+void tu_active_sizes(alog *log, const char *dir, int64_t *file, uint64_t *logical);
+
 /* ---- fault-injecting io tables (src/io.h) -----------------------------------------
  * A test's own table of file calls: starts as the real ones (io_posix) and is made the
  * engine's table; the test then points the calls it fakes at its wrappers.
