@@ -20,6 +20,10 @@ static int posix_open(const char *path, int flags, mode_t mode) {
     return open(path, flags | O_CLOEXEC, mode);
 }
 
+static int posix_sync_file_range(int fd, off_t off, off_t n, unsigned flags) {
+    return sync_file_range(fd, off, n, flags);
+}
+
 const io_ops io_posix = {
     .open = posix_open,
     .close = close,
@@ -33,6 +37,7 @@ const io_ops io_posix = {
     .mkdir = mkdir,
     .mmap = mmap,
     .munmap = munmap,
+    .sync_file_range = posix_sync_file_range,
 };
 
 const io_ops *io = &io_posix;

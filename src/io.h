@@ -29,6 +29,7 @@ typedef struct io_ops {
     int (*mkdir)(const char *path, mode_t mode);
     void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
     int (*munmap)(void *addr, size_t len);
+    int (*sync_file_range)(int fd, off_t off, off_t n, unsigned flags);
 } io_ops;
 
 /* The table in use. Tests may point it elsewhere before opening logs. */

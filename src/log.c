@@ -27,7 +27,10 @@
  *
  * A failed fsync is not retried as if the data were safe (the 2018 PostgreSQL
  * lesson): the log records the failure and refuses further writes (ALOG_EFAILED)
- * until it is reopened, which recovers from what is really on disk. A failed write
+ * until it is reopened, which recovers from what is really on disk. Linux reports a
+ * failed write-back once per open file description, so the fsyncs of a segment's fd
+ * run one at a time (sync_to_locked, log_data_sync) and a failure fails the log
+ * before the next one starts. A failed write
  * (a full disk) is cut off again; batches reserved behind it fail too and their space
  * is handed out again.
  */
@@ -159,8 +162,9 @@ static alog_err take_lock(alog *log) {
     }
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-    if (io->ftruncate(fd, 0) != 0 || io_pwrite_all(fd, pid, (size_t)n, 0, path) != ALOG_OK) {
-        alog_err e = err_sys(errno, "write %s", path);
+    alog_err e = io->ftruncate(fd, 0) != 0 ? err_sys(errno, "truncate %s", path)
+                                            : io_pwrite_all(fd, pid, (size_t)n, 0, path);
+    if (e) {
         io->close(fd);
         return e;
     }
@@ -386,6 +390,10 @@ static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *d
             if (rc != 0) {
                 err_sys(err, "fdatasync %s", a->path);
                 e = log_fail(log, ALOG_EIO);
+            } else if (atomic_load(&log->failed)) {
+                /* Something failed while it ran (a zero-fill's fdatasync, a write):
+                 * nothing more is reported durable. */
+                e = failed_err(log);
             } else {
                 if (target > log->durable_next) log->durable_next = target;
                 log->last_sync_ms = log_mono_ms();
@@ -399,13 +407,45 @@ static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *d
         } else if (deadline) {
             if (pthread_cond_timedwait(&log->dur_cv, &log->pub_mu, deadline) == ETIMEDOUT &&
                 log->durable_next < want && log->sync_running)
-                return err_set(ALOG_ETIMEDOUT, 0, "offset %" PRId64 " not durable in time",
-                               want - 1);
+                return err_set(ALOG_ETIMEDOUT, 0, "%s: offset %" PRId64 " not durable in time",
+                               log->dir, want - 1);
         } else {
             pthread_cond_wait(&log->dur_cv, &log->pub_mu);
         }
     }
     return ALOG_OK;
+}
+
+/* Every other fsync of a segment's .log through its fd (checkpoints, a roll's seal, the
+ * cut of preallocated space) comes here and runs one at a time with sync_to_locked's
+ * (sync_running). Linux reports a failed write-back once per open file description
+ * (errseq): of two fsyncs of one fd at once, one can take the error while the other
+ * returns 0 for the same lost pages. Run one at a time, a failure fails the log before
+ * the next fsync starts, and a success after a failure is not believed. full: fsync
+ * (the file's size too), else fdatasync. pub_mu not held. */
+alog_err log_data_sync(alog *log, segment *seg, int full) {
+    pthread_mutex_lock(&log->pub_mu);
+    while (log->sync_running) pthread_cond_wait(&log->dur_cv, &log->pub_mu);
+    if (atomic_load(&log->failed)) {
+        alog_err e = failed_err(log);
+        pthread_mutex_unlock(&log->pub_mu);
+        return e;
+    }
+    log->sync_running = 1;
+    pthread_mutex_unlock(&log->pub_mu);
+    int rc = full ? io_fsync(seg->fd) : io_fdatasync(seg->fd), err = errno;
+    pthread_mutex_lock(&log->pub_mu);
+    log->sync_running = 0;
+    alog_err e = ALOG_OK;
+    if (rc != 0) {
+        err_sys(err, "%s %s", full ? "fsync" : "fdatasync", seg->path);
+        e = log_fail(log, ALOG_EIO);
+    } else if (atomic_load(&log->failed)) {
+        e = failed_err(log);
+    }
+    pthread_cond_broadcast(&log->dur_cv);
+    pthread_mutex_unlock(&log->pub_mu);
+    return e;
 }
 
 /* With mu held: waits until every reserved batch has been published (or failed). */
@@ -428,6 +468,13 @@ static alog_err add_batches(alog *log, pend *p) {
     return ALOG_OK;
 }
 
+/* A cut also removed the zero-filled space past it (prealloc.c): say so, or
+ * preallocation would wait for the appends to reach the old end. */
+static void lower_alloc_end(segment *seg, uint64_t pos) {
+    if (atomic_load_explicit(&seg->alloc_end, memory_order_relaxed) > pos)
+        atomic_store_explicit(&seg->alloc_end, pos, memory_order_relaxed);
+}
+
 /* Publishes the run of written batches that starts at pub_seq, in ticket order. A
  * failed write cuts the file back to where it started; the batches reserved after it
  * fail too (rewind: their space is handed out again). With pub_mu held. */
@@ -444,6 +491,7 @@ static void advance_locked(alog *log) {
                         p->pos, p->seg->path);
                 log_fail(log, ALOG_EIO);
             }
+            lower_alloc_end(p->seg, p->pos);
             log->rewind = 1;
             p->state = PEND_FAILED;
         } else if (log->rewind || atomic_load(&log->failed)) {
@@ -472,8 +520,8 @@ static alog_err log_sync_locked(alog *log, int force_checkpoint) {
     alog_err e = segment_flush_index(a);
     pthread_mutex_unlock(&log->pub_mu);
     if (e) return e;
-    e = segment_sync_data(a);
-    if (e) return log_fail(log, e);
+    e = log_data_sync(log, a, 0);
+    if (e) return e;
     pthread_mutex_lock(&log->pub_mu);
     if (a->st.next_offset > log->durable_next) log->durable_next = a->st.next_offset;
     log->last_sync_ms = log_mono_ms();
@@ -482,10 +530,8 @@ static alog_err log_sync_locked(alog *log, int force_checkpoint) {
     pthread_cond_broadcast(&log->dur_cv);
     pthread_mutex_unlock(&log->pub_mu);
     if (due) {
-        if (a->ofd >= 0 && io_fdatasync(a->ofd) != 0)
-            return log_fail(log, err_sys(errno, "fdatasync %s", a->opath));
-        if (a->tfd >= 0 && io_fdatasync(a->tfd) != 0)
-            return log_fail(log, err_sys(errno, "fdatasync %s", a->tpath));
+        e = segment_sync_index(a);
+        if (e) return log_fail(log, e);
         if (!force_checkpoint) return checkpoint_write(log, 0);
     }
     return ALOG_OK;
@@ -501,6 +547,7 @@ static alog_err rewind_locked(alog *log) {
     if (io->ftruncate(a->fd, (off_t)a->st.position) != 0)
         e = log_fail(log, err_sys(errno, "cutting %s back to %" PRIu64 " bytes after a failed "
                                   "write", a->path, a->st.position));
+    lower_alloc_end(a, a->st.position);
     a->resv_pos = a->st.position;
     a->resv_next = a->st.next_offset;
     log->rewind = 0;
@@ -581,6 +628,7 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
     alog *log = calloc(1, sizeof *log);
     if (!log) return err_set(ALOG_ENOMEM, 0, "out of memory");
     log->lock_fd = -1;
+    log->zero_fd = -1;
     log_init_sync(log);
     log->ring = calloc(LOG_RING, sizeof *log->ring);
     if (!log->ring) {
@@ -672,9 +720,9 @@ alog_err alog_open(const char *dir, const alog_options *opts, alog **out) {
              * clear the clean flag before the first append. */
             segment *a = log_active(log);
             if (!log->recovery.clean) {
-                e = segment_sync_data(a);
-                if (!e && a->ofd >= 0 && io_fdatasync(a->ofd) != 0) e = err_sys(errno, "fdatasync %s", a->opath);
-                if (!e && a->tfd >= 0 && io_fdatasync(a->tfd) != 0) e = err_sys(errno, "fdatasync %s", a->tpath);
+                /* No other thread runs yet: a plain fdatasync. */
+                if (io_fdatasync(a->fd) != 0) e = err_sys(errno, "fdatasync %s", a->path);
+                if (!e) e = segment_sync_index(a);
             }
             if (!e) e = checkpoint_write(log, 0);
             if (e) goto fail;
@@ -768,10 +816,16 @@ static alog_err log_retention_locked(alog *log, uint64_t *deleted);
 static alog_err log_roll(alog *log) {
     segment *a = log_active(log);
     alog_err e = prealloc_trim(log, a);
-    if (e) return log_fail(log, e);
+    if (e) return atomic_load(&log->failed) ? e : log_fail(log, e);
+    /* Writing the indexes can fail for want of space: the roll is tried again by the
+     * next append, and the log goes on once space is freed. A failed fsync fails it. */
     pthread_mutex_lock(&log->pub_mu);
-    e = segment_seal(a);
+    e = segment_seal_index(a);
     pthread_mutex_unlock(&log->pub_mu);
+    if (e) return e;
+    e = log_data_sync(log, a, 0);
+    if (e) return e;
+    e = segment_sync_index(a);
     if (e) return log_fail(log, e);
     segment *n;
     e = segment_create(log->dir, a->st.next_offset, &n);
@@ -837,13 +891,20 @@ static int needs_roll(const alog *log, const segment *a, uint64_t len, int32_t l
 }
 
 /* With mu held, before reserving a batch of len bytes: refuses if the log cannot take
- * it, cuts after a failed write, rolls if it does not fit. roll_ok = 0: instead of
- * rolling, set *must_roll. */
+ * it, cuts after a failed write, rolls if it does not fit. roll_ok = 0 (a group that
+ * already holds reservations): instead of rolling or cutting, set *must_roll -- a cut
+ * would hand out again the space and offsets the group already holds. */
 static alog_err reserve_prepare(alog *log, uint64_t len, int32_t lod, int roll_ok,
                                 int *must_roll) {
     if (must_roll) *must_roll = 0;
     alog_err e = writable(log);
-    if (!e && log->rewind) e = rewind_locked(log);
+    if (!e && log->rewind) {
+        if (!roll_ok) {
+            *must_roll = 1;
+            return ALOG_OK;
+        }
+        e = rewind_locked(log);
+    }
     segment *a = log_active(log);
     if (!e && a->resv_next >= INT64_MAX - lod)
         e = err_set(ALOG_ERANGE, 0, "%s: no offsets left after %" PRId64, log->dir,
@@ -1077,7 +1138,7 @@ static void group_round(alog *log, greq **pending, int *woke) {
             greq_finish(r, e, woke);
             continue;
         }
-        if (must_roll) break; /* the rest goes in the next round, after a roll */
+        if (must_roll) break; /* the rest goes in the next round, after a roll or cut */
         if (!a) {
             a = log_active(log);
             pos = a->resv_pos;
@@ -1106,7 +1167,8 @@ static void group_round(alog *log, greq **pending, int *woke) {
     if (abuf_reserve(&log->gbuf, total) ||
         (nh > log->ghs_cap && !(log->ghs = realloc(log->ghs, (log->ghs_cap = nh * 2) *
                                                                   sizeof *log->ghs))))
-        e = err_set(ALOG_ENOMEM, 0, "out of memory");
+        e = err_set(ALOG_ENOMEM, 0, "%s: out of memory for a group of %zu batches", log->dir,
+                    nh);
     if (!e) {
         log->gbuf.len = 0;
         size_t k = 0;
@@ -1303,7 +1365,8 @@ alog_err alog_wait_durable(alog *log, int64_t offset, int timeout_ms) {
     pthread_mutex_lock(&log->pub_mu);
     alog_err e = ALOG_OK;
     if (offset < 0 || offset >= log->pub_active->st.next_offset)
-        e = err_set(ALOG_ERANGE, 0, "offset %" PRId64 " has not been appended", offset);
+        e = err_set(ALOG_ERANGE, 0, "%s: offset %" PRId64 " has not been appended", log->dir,
+                    offset);
     else
         e = sync_to_locked(log, offset + 1, timeout_ms >= 0 ? &dl : NULL);
     pthread_mutex_unlock(&log->pub_mu);
@@ -1318,7 +1381,8 @@ alog_err alog_on_durable(alog *log, int64_t offset, alog_durable_fn fn, void *ct
     pthread_mutex_lock(&log->pub_mu);
     if (offset < 0 || offset >= log->pub_active->st.next_offset) {
         pthread_mutex_unlock(&log->pub_mu);
-        return err_set(ALOG_ERANGE, 0, "offset %" PRId64 " has not been appended", offset);
+        return err_set(ALOG_ERANGE, 0, "%s: offset %" PRId64 " has not been appended",
+                       log->dir, offset);
     }
     int now = offset < log->durable_next || atomic_load(&log->failed);
     alog_err status = offset < log->durable_next ? ALOG_OK : ALOG_EFAILED;

@@ -126,6 +126,10 @@ struct alog {
     uint64_t zero_from, zero_to, zero_next; /* the step, and where its next piece goes */
     int zero_writing; /* a piece is being written (a stop waits for it) */
     int zero_cancel;  /* the step was stopped: end it unpublished */
+    /* The log's thread's own descriptor of zero_fd_seg's .log (with a reference): its
+     * syncs must not take a write-back error from the appends' fd (prealloc.c). */
+    int zero_fd;
+    segment *zero_fd_seg;
 
     _Atomic int failed; /* sticky alog_err: after a failed fsync or write */
     pthread_mutex_t fail_mu; /* guards failed_msg */
@@ -148,6 +152,9 @@ void log_deadline_in(struct timespec *ts, int64_t ms);
 /* Fails the log (sticky, until reopened) with the current error as the cause;
  * returns ALOG_EFAILED with that message. */
 alog_err log_fail(alog *log, alog_err e);
+/* fsync (full) or fdatasync of seg's .log through seg->fd, one at a time with the
+ * group commit's (log.c explains why): a failure fails the log. pub_mu not held. */
+alog_err log_data_sync(alog *log, segment *seg, int full);
 
 /* prealloc.c (see there) */
 /* Turns preallocation on: the log is being used durably. */
@@ -162,8 +169,10 @@ void prealloc_note(alog *log, segment *a);
 /* The log's thread, no lock held: claims a step if none runs, writes its next piece
  * or, all written, syncs and publishes it. 1 if the step needs more calls. */
 int prealloc_run(alog *log);
-/* The log's thread, stopping: ends a step left unfinished. */
+/* The log's thread, stopping: ends a step left unfinished, closes its descriptor. */
 void prealloc_abandon(alog *log);
+/* The log's thread: closes its descriptor of a segment's .log (and drops its ref). */
+void prealloc_abandon_fd(alog *log);
 /* With mu held and everything published (roll, close): stops preallocating a, ends
  * its step (waiting for the piece being written), cuts the file back to st.position
  * and fsyncs that. */

@@ -29,9 +29,11 @@
  * torn batch (prealloc_data_end), and a writable open keeps it as preallocated space.
  *
  * Locks: mu (the writer lock) then zero_mu, which guards the step in progress; the
- * writes themselves hold neither. A failed zero write (a full disk) only stops
- * preallocating that segment; a failed fdatasync fails the log like any other, since
- * it may have been the report of a failed write of appended data.
+ * writes themselves hold neither. The zeros are written and synced through the log
+ * thread's own descriptor of the file (zero_fd_for says why). A failed zero write (a
+ * full disk) or write-back only stops preallocating that segment; a failed fdatasync
+ * fails the log like any other, since it may have been the report of a failed write
+ * of appended data.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -124,10 +126,38 @@ static void end_step(alog *log, int published) {
     pthread_cond_broadcast(&log->zero_cv);
     pthread_mutex_unlock(&log->zero_mu);
     atomic_store(&log->pa_pending, 0);
+    /* Sealed, closing or full: no more steps on it, so let its descriptor go. */
+    if (log->zero_fd_seg == a && atomic_load(&a->pa_stop)) prealloc_abandon_fd(log);
     segment_release(a);
 }
 
+/* The log's thread: its own descriptor of a's .log, opened on first use. Linux reports
+ * a failed write-back once per open file description, to whichever of its syncs asks
+ * first: the zero-fill's syncs on the appends' fd could take the error of a lost
+ * append, and the group commit's next fdatasync would then return 0 for it. On their
+ * own descriptor they take only their copy of the error; the appends' fd still gets
+ * its own. -1 if it cannot be opened. */
+static int zero_fd_for(alog *log, segment *a) {
+    if (log->zero_fd_seg == a) return log->zero_fd;
+    prealloc_abandon_fd(log);
+    int fd = io->open(a->path, O_WRONLY, 0);
+    if (fd < 0) return -1;
+    segment_ref(a);
+    log->zero_fd = fd;
+    log->zero_fd_seg = a;
+    return fd;
+}
+
+void prealloc_abandon_fd(alog *log) {
+    if (!log->zero_fd_seg) return;
+    io->close(log->zero_fd);
+    segment_release(log->zero_fd_seg);
+    log->zero_fd = -1;
+    log->zero_fd_seg = NULL;
+}
+
 int prealloc_run(alog *log) {
+    if (log->zero_fd_seg && atomic_load(&log->zero_fd_seg->pa_stop)) prealloc_abandon_fd(log);
     if (!atomic_load_explicit(&log->zeroing, memory_order_acquire) && !claim_step(log)) {
         atomic_store(&log->pa_pending, 0);
         return 0;
@@ -143,6 +173,17 @@ int prealloc_run(alog *log) {
         end_step(log, 0);
         return 0;
     }
+    int zfd = zero_fd_for(log, a);
+    if (zfd < 0) { /* no descriptor (out of them?): no preallocation for this segment */
+        pthread_mutex_lock(&log->zero_mu);
+        log->zero_writing = 0;
+        pthread_cond_broadcast(&log->zero_cv);
+        pthread_mutex_unlock(&log->zero_mu);
+        atomic_store(&a->pa_stop, 1);
+        err_clear();
+        end_step(log, 0);
+        return 0;
+    }
     if (off < to) {
         /* One piece per call: the log's thread also runs fsyncs and durability
          * callbacks (alogd's acknowledgements) and must not leave them for a whole
@@ -150,11 +191,13 @@ int prealloc_run(alog *log) {
          * (which writes back every dirty page of the file) finds at most one piece of
          * zeros in its way. Only pacing: durability comes from the fdatasync below. */
         size_t n = to - off < ZERO_PIECE ? (size_t)(to - off) : ZERO_PIECE;
-        alog_err e = io_pwrite_all(a->fd, zeros, n, off, a->path);
-        if (!e)
-            (void)sync_file_range(a->fd, (off64_t)off, (off64_t)n,
-                                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                      SYNC_FILE_RANGE_WAIT_AFTER);
+        alog_err e = io_pwrite_all(zfd, zeros, n, off, a->path);
+        /* A failure here may be the report of a lost append (see zero_fd_for): the
+         * appends' own fdatasync reports it too. Here it only stops preallocating. */
+        if (!e && io->sync_file_range(zfd, (off_t)off, (off_t)n,
+                                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                          SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+            e = err_sys(errno, "writing back zeros at byte %" PRIu64 " of %s", off, a->path);
         pthread_mutex_lock(&log->zero_mu);
         log->zero_writing = 0;
         log->zero_next = off + n;
@@ -170,8 +213,10 @@ int prealloc_run(alog *log) {
         }
         return 1;
     }
-    /* All written: make the size and blocks durable, then the zeros are usable. */
-    if (io_fdatasync(a->fd) != 0) {
+    /* All written: make the size and blocks durable, then the zeros are usable. A
+     * failure fails the log: it may be a lost append's too (the appends' fd would
+     * report it as well; failing at once is simply earlier). */
+    if (io_fdatasync(zfd) != 0) {
         err_sys(errno, "fdatasync %s (zero-filling bytes %" PRIu64 "-%" PRIu64 " ahead of the "
                 "appends)", a->path, log->zero_from, to);
         log_fail(log, ALOG_EIO);
@@ -184,6 +229,7 @@ int prealloc_run(alog *log) {
 
 void prealloc_abandon(alog *log) {
     if (atomic_load_explicit(&log->zeroing, memory_order_acquire)) end_step(log, 0);
+    prealloc_abandon_fd(log);
 }
 
 alog_err prealloc_trim(alog *log, segment *a) {
@@ -199,7 +245,8 @@ alog_err prealloc_trim(alog *log, segment *a) {
                        a->path, a->st.position);
     /* The new size must be on disk before a successor segment or a clean checkpoint
      * says this one ends here: fsync, not fdatasync. */
-    if (io_fsync(a->fd) != 0) return err_sys(errno, "fsync %s", a->path);
+    e = log_data_sync(log, a, 1);
+    if (e) return e;
     atomic_store_explicit(&a->alloc_end, 0, memory_order_relaxed);
     return ALOG_OK;
 }

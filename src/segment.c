@@ -291,7 +291,7 @@ alog_err segment_load_index(segment *seg, uint32_t index_interval, int *rebuilt)
         /* Missing or damaged (or a segment sealed without its final time entry). */
         alog_err e = seg_rebuild_index(seg, index_interval);
         if (e) return e;
-        if (seg->st.max_ts >= 0) /* as segment_seal: no entry for "no timestamp" */
+        if (seg->st.max_ts >= 0) /* as segment_seal_index: no entry for "no timestamp" */
             tindex_maybe_add(&seg->ix, seg->st.max_ts,
                              (uint32_t)(seg->st.max_ts_offset - seg->base));
         *rebuilt = 1;
@@ -385,22 +385,18 @@ alog_err segment_flush_index(segment *seg) {
     return index_write(&seg->ix, seg->ofd, seg->tfd, seg->opath, seg->tpath);
 }
 
-alog_err segment_seal(segment *seg) {
+alog_err segment_seal_index(segment *seg) {
     if (seg->st.max_ts >= 0) {
         alog_err e = tindex_maybe_add(&seg->ix, seg->st.max_ts,
                                       (uint32_t)(seg->st.max_ts_offset - seg->base));
         if (e) return e;
     }
-    alog_err e = segment_flush_index(seg);
-    if (e) return e;
-    if (io_fdatasync(seg->fd) != 0) return err_sys(errno, "fdatasync %s", seg->path);
-    if (seg->ofd >= 0 && io_fdatasync(seg->ofd) != 0) return err_sys(errno, "fdatasync %s", seg->opath);
-    if (seg->tfd >= 0 && io_fdatasync(seg->tfd) != 0) return err_sys(errno, "fdatasync %s", seg->tpath);
-    return ALOG_OK;
+    return segment_flush_index(seg);
 }
 
-alog_err segment_sync_data(segment *seg) {
-    if (io_fdatasync(seg->fd) != 0) return err_sys(errno, "fdatasync %s", seg->path);
+alog_err segment_sync_index(segment *seg) {
+    if (seg->ofd >= 0 && io_fdatasync(seg->ofd) != 0) return err_sys(errno, "fdatasync %s", seg->opath);
+    if (seg->tfd >= 0 && io_fdatasync(seg->tfd) != 0) return err_sys(errno, "fdatasync %s", seg->tpath);
     return ALOG_OK;
 }
 

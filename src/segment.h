@@ -110,10 +110,11 @@ alog_err segment_find_time(segment *seg, int64_t ts, abuf *decomp, size_t max_ou
 
 /* Writes index entries not yet in the files. */
 alog_err segment_flush_index(segment *seg);
-/* Seals the segment: final time-index entry, indexes written, everything fsynced. */
-alog_err segment_seal(segment *seg);
-/* fdatasync of the .log file. */
-alog_err segment_sync_data(segment *seg);
+/* Before a roll: the final time-index entry, and every index entry written to the
+ * files (the caller then fsyncs the .log through the log, and segment_sync_index). */
+alog_err segment_seal_index(segment *seg);
+/* fdatasync of the .index and .timeindex files. */
+alog_err segment_sync_index(segment *seg);
 /* Cuts the .log file to st.position and the index files to match. */
 alog_err segment_truncate_tail(segment *seg);
 /* Unlinks the three files (the segment stays readable until released). */
