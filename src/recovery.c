@@ -34,6 +34,7 @@
  * Zeros after the last batch are not a torn tail but preallocated space (prealloc.c):
  * a writable open keeps them for its appends, and nothing is reported cut.
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,15 @@ alog_err log_recover(alog *log) {
             s->st = (seg_state){0, s->base, -1, -1, -1, 0};
         }
     }
+    /* A writer that failed an fsync may have left pages whose write-back failed: Linux
+     * marks them clean and keeps them, so reading the file would show bytes the disk
+     * does not hold, and a new writer would count them as recovered (its own fsyncs do
+     * not report the old error). Drop the clean cached pages of what is scanned, so
+     * the scan reads the disk (dirty pages, written by a writer that was killed, stay:
+     * they are still on their way to the disk). */
+    if (!log->opts.read_only)
+        for (size_t i = k; i < log->nsegs; i++)
+            (void)posix_fadvise(log->segs[i]->fd, 0, 0, POSIX_FADV_DONTNEED);
     /* Scan segment k from its state, and every later one from 0. */
     for (size_t i = k; i < log->nsegs; i++) {
         segment *s = log->segs[i];
