@@ -87,9 +87,16 @@ static alog_err seek_listed(alog_cursor *c, int64_t offset) {
     return ALOG_OK;
 }
 
+static alog_err refresh(alog *log);
+
 alog_err alog_cursor_seek(alog_cursor *c, int64_t offset) {
     err_clear();
     if (!c) return err_set(ALOG_EINVAL, 0, "alog_cursor_seek: no cursor");
+    if (c->log->opts.read_only) {
+        /* The range checked against is the writer's now (appends, retention). */
+        alog_err e = refresh(c->log);
+        if (e) return e;
+    }
     pthread_rwlock_rdlock(&c->log->list_lock);
     alog_err e = seek_listed(c, offset);
     pthread_rwlock_unlock(&c->log->list_lock);
@@ -102,8 +109,13 @@ alog_err alog_cursor_open(alog *log, int64_t offset, alog_cursor **out) {
     alog_cursor *c = calloc(1, sizeof *c);
     if (!c) return err_set(ALOG_ENOMEM, 0, "out of memory");
     c->log = log;
+    alog_err e = log->opts.read_only ? refresh(log) : ALOG_OK;
+    if (e) {
+        free(c);
+        return e;
+    }
     pthread_rwlock_rdlock(&log->list_lock);
-    alog_err e = seek_listed(c, offset);
+    e = seek_listed(c, offset);
     pthread_rwlock_unlock(&log->list_lock);
     if (e) {
         set_segment(c, NULL);
@@ -178,7 +190,9 @@ static alog_err load_batch(alog_cursor *c) {
                     c->pos = pos;
                 }
                 segment_release(was);
-                if (moved) continue;
+                /* Not moved because retention took the segment out of the list: the
+                 * check at the top reports ALOG_ERANGE. */
+                if (moved || atomic_load(&c->seg->deleted)) continue;
                 return ALOG_EOF;
             }
         }

@@ -202,7 +202,22 @@ static alog_err push_segment(alog *log, segment *s) {
     return ALOG_OK;
 }
 
+/* Reads the directory and opens every segment in it, oldest first. A read-only open
+ * races the writer's retention, which deletes the oldest segments: a segment that is
+ * gone by the time it is opened (ENOENT) was deleted after the directory was read, and
+ * so were all the older ones, which are dropped again; the log now starts later. If
+ * that leaves no segment, the directory is read again. */
+static alog_err open_segments_once(alog *log, int *vanished);
+
 static alog_err open_segments(alog *log) {
+    for (int attempt = 0;; attempt++) {
+        int vanished = 0;
+        alog_err e = open_segments_once(log, &vanished);
+        if (e || log->nsegs || !vanished || attempt == 100) return e;
+    }
+}
+
+static alog_err open_segments_once(alog *log, int *vanished) {
     DIR *d = opendir(log->dir);
     if (!d) return err_sys(errno, "open directory %s", log->dir);
     int64_t *bases = NULL;
@@ -233,6 +248,16 @@ static alog_err open_segments(alog *log) {
     for (size_t i = 0; !e && i < n; i++) {
         segment *s;
         e = segment_open(log->dir, bases[i], !log->opts.read_only, &s);
+        if (e == ALOG_ENOENT && log->opts.read_only) {
+            /* Deleted by retention since the directory was read, as were the older
+             * segments opened so far (retention deletes the oldest first). */
+            err_clear();
+            e = ALOG_OK;
+            for (size_t j = 0; j < log->nsegs; j++) segment_release(log->segs[j]);
+            log->nsegs = 0;
+            *vanished = 1;
+            continue;
+        }
         if (!e) {
             e = push_segment(log, s);
             if (e) segment_release(s);
@@ -1526,12 +1551,106 @@ alog_err alog_segments(alog *log, alog_segment_info **segs, size_t *count) {
 
 /* ---- read-only handles following a writer --------------------------------------- */
 
-/* Looks for batches and segments the writing process appended since. With mu held
- * (read-only handles use it only for this); takes list_lock and pub_mu as needed. */
+/* Whether the writer deleted the segment's files (retention): the open .log has no
+ * links left. */
+static int ro_unlinked(segment *s) {
+    struct stat st;
+    return fstat(s->fd, &st) == 0 && st.st_nlink == 0;
+}
+
+/* Read-only handles, with mu held: drops the oldest segments that the writer's
+ * retention deleted, keeping the last one (the list is never empty). Each is marked
+ * deleted before it leaves the list, so a cursor in it gets ALOG_ERANGE, and its files
+ * are closed once the last cursor leaves it. alog_first_offset() moves with them. */
+static void ro_drop_deleted(alog *log) {
+    for (;;) {
+        segment *gone[64];
+        size_t k = 0;
+        while (k < sizeof gone / sizeof *gone && k + 1 < log->nsegs &&
+               ro_unlinked(log->segs[k])) {
+            gone[k] = log->segs[k];
+            atomic_store(&gone[k]->deleted, 1);
+            k++;
+        }
+        if (!k) return;
+        pthread_rwlock_wrlock(&log->list_lock);
+        memmove(log->segs, log->segs + k, (log->nsegs - k) * sizeof *log->segs);
+        log->nsegs -= k;
+        pthread_rwlock_unlock(&log->list_lock);
+        for (size_t i = 0; i < k; i++) segment_release(gone[i]);
+    }
+}
+
+/* The lowest segment base >= from in the directory, or -1 if there is none. */
+static alog_err ro_lowest_base_from(alog *log, int64_t from, int64_t *out) {
+    *out = -1;
+    DIR *d = opendir(log->dir);
+    if (!d) return err_sys(errno, "open directory %s", log->dir);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        int64_t base;
+        if (parse_segment_name(de->d_name, &base) && base >= from && (*out < 0 || base < *out))
+            *out = base;
+    }
+    closedir(d);
+    return ALOG_OK;
+}
+
+/* Read-only handles, with mu held: makes the segment at base the active one after a
+ * (the writer rolled to it; or retention deleted a, and it is the oldest one left).
+ * Cursors in deleted segments get ALOG_ERANGE from then on: they are marked before
+ * the segment after the gap joins the list (ro_drop_deleted drops them). */
+static alog_err ro_follow(alog *log, segment *a, int64_t base) {
+    for (size_t i = 0; i < log->nsegs; i++)
+        if (ro_unlinked(log->segs[i])) atomic_store(&log->segs[i]->deleted, 1);
+    segment *n;
+    alog_err e = segment_open(log->dir, base, 0, &n);
+    if (e == ALOG_ENOENT) {
+        err_clear();
+        return ALOG_OK; /* deleted meanwhile: the caller looks again */
+    }
+    if (e) return e;
+    n->st.position = 0;
+    n->ix_ready = 1;
+    segment_publish(n);
+    pthread_mutex_lock(&log->pub_mu);
+    if (a->st.max_ts >= 0)
+        tindex_maybe_add(&a->ix, a->st.max_ts, (uint32_t)(a->st.max_ts_offset - a->base));
+    pthread_mutex_unlock(&log->pub_mu);
+    pthread_rwlock_wrlock(&log->list_lock);
+    e = push_segment(log, n);
+    pthread_rwlock_unlock(&log->list_lock);
+    if (e) {
+        segment_release(n);
+        return e;
+    }
+    pthread_mutex_lock(&log->pub_mu);
+    log->pub_active = n;
+    pthread_mutex_unlock(&log->pub_mu);
+    return ALOG_OK;
+}
+
+/* Looks for batches and segments the writing process appended since, and for segments
+ * its retention deleted. With mu held (read-only handles use it only for this); takes
+ * list_lock and pub_mu as needed. */
 alog_err log_refresh(alog *log) {
     if (!log->opts.read_only) return ALOG_OK;
     for (;;) {
+        ro_drop_deleted(log);
         segment *a = log_active(log);
+        int64_t nbase = -1;
+        if (ro_unlinked(a)) {
+            /* Retention deleted even the newest segment this handle knows: the log goes
+             * on at the oldest segment left. */
+            alog_err e = ro_lowest_base_from(log, a->base + 1, &nbase);
+            if (e) return e;
+            if (nbase < 0) return ALOG_OK; /* nothing left to follow (yet) */
+        }
+        if (nbase >= 0) {
+            alog_err e = ro_follow(log, a, nbase);
+            if (e) return e;
+            continue;
+        }
         uint64_t size;
         char why_buf[200];
         const char *why = NULL;
@@ -1555,25 +1674,7 @@ alog_err log_refresh(alog *log) {
         e = segment_file_size(a, &size);
         if (e) return e;
         if (size != position) continue; /* rescan what was added meanwhile */
-        segment *n;
-        e = segment_open(log->dir, next, 0, &n);
+        e = ro_follow(log, a, next);
         if (e) return e;
-        n->st.position = 0;
-        n->ix_ready = 1;
-        segment_publish(n);
-        pthread_mutex_lock(&log->pub_mu);
-        if (a->st.max_ts >= 0)
-            tindex_maybe_add(&a->ix, a->st.max_ts, (uint32_t)(a->st.max_ts_offset - a->base));
-        pthread_mutex_unlock(&log->pub_mu);
-        pthread_rwlock_wrlock(&log->list_lock);
-        e = push_segment(log, n);
-        pthread_rwlock_unlock(&log->list_lock);
-        if (e) {
-            segment_release(n);
-            return e;
-        }
-        pthread_mutex_lock(&log->pub_mu);
-        log->pub_active = n;
-        pthread_mutex_unlock(&log->pub_mu);
     }
 }
