@@ -12,7 +12,10 @@
  *
  * Readers never take the writer's lock. Within a segment a cursor takes no lock at
  * all: it loads the segment's published end (an atomic, stored by the writer after
- * the bytes were written) and reads below it, where bytes never change. The segment
+ * the bytes were written) and reads below it, where bytes never change. It holds the
+ * segment mapping it reads through (segment_map_get), taking a larger one only when
+ * the published end has outgrown it, so a replaced mapping is unmapped once no cursor
+ * or raw read still holds it. The segment
  * list is held shared only for a moment, to look a segment up or move to the next
  * one; an index lookup (open, seek) takes the publication lock for its duration.
  */
@@ -32,6 +35,7 @@
 struct alog_cursor {
     alog *log;
     segment *seg;      /* referenced */
+    seg_map *map;      /* a mapping of seg, held (NULL until the first batch is read) */
     uint64_t pos;      /* next batch to load */
     uint64_t batch_pos;
     int64_t want;      /* next offset to return; earlier records are skipped */
@@ -41,8 +45,13 @@ struct alog_cursor {
     abuf decomp, hdrs;
 };
 
+/* Makes s the cursor's segment (NULL: none), letting go of the mapping of another. */
 static void set_segment(alog_cursor *c, segment *s) {
     if (s) segment_ref(s);
+    if (c->map && c->seg != s) {
+        segment_map_put(c->seg, c->map);
+        c->map = NULL;
+    }
     if (c->seg) segment_release(c->seg);
     c->seg = s;
 }
@@ -53,20 +62,16 @@ static alog_err seek_listed(alog_cursor *c, int64_t offset) {
     alog *log = c->log;
     segment *act = log_active(log);
     int64_t first = log->segs[0]->base;
-    int64_t next = atomic_load_explicit(&act->pub_next, memory_order_acquire);
+    /* One load gives next and the position where it starts, from the same publication. */
+    int64_t next;
+    uint64_t end_pos;
+    segment_pub_pair(act, &next, &end_pos);
     if (offset < first || offset > next)
         return err_set(ALOG_ERANGE, 0, "offset %" PRId64 " is out of range: the log holds [%"
                        PRId64 ", %" PRId64 ")", offset, first, next);
-    segment *s;
-    uint64_t pos;
-    if (offset == next) {
-        s = act;
-        pos = atomic_load_explicit(&act->pub_pos, memory_order_acquire);
-        /* pub_pos may have moved past next meanwhile: find next's batch instead. */
-        if (atomic_load_explicit(&act->pub_next, memory_order_acquire) != next) s = NULL;
-    } else {
-        s = NULL;
-    }
+    segment *s = NULL;
+    uint64_t pos = end_pos;
+    if (offset == next) s = act;
     if (!s) {
         long i = log_find_segment(log, offset);
         if (i < 0) return err_set(ALOG_ERANGE, 0, "offset %" PRId64 " is in no segment", offset);
@@ -196,13 +201,19 @@ static alog_err load_batch(alog_cursor *c) {
                 return ALOG_EOF;
             }
         }
-        /* Map ahead (segment_bytes) so that a growing active segment is rarely remapped. */
-        const uint8_t *map;
-        alog_err e = segment_map(s, end, end > log->opts.segment_bytes ? end : log->opts.segment_bytes,
-                                 &map);
-        if (e) return e;
-
-        const uint8_t *p = map + c->pos;
+        /* The mapping held covers the published end, or a larger one replaces it: map
+         * ahead (segment_bytes) so that a growing active segment is rarely remapped. No
+         * record of the previous batch is in use any more (the caller asked for the next). */
+        if (!c->map || c->map->len < end) {
+            seg_map *m;
+            alog_err e = segment_map_get(s, end, end > log->opts.segment_bytes
+                                                     ? end : log->opts.segment_bytes, &m);
+            if (e) return e;
+            if (c->map) segment_map_put(s, c->map);
+            c->map = m;
+        }
+        alog_err e;
+        const uint8_t *p = c->map->p + c->pos;
         batch_header h;
         char why_buf[160];
         const char *why;
@@ -364,14 +375,21 @@ alog_err alog_read_raw(alog *log, int64_t offset, size_t max_bytes, alog_raw *ou
     }
     segment *s = c.seg;
     uint64_t end = atomic_load_explicit(&s->pub_pos, memory_order_acquire);
+    /* out holds the reference on s that seek_listed took and one on the mapping data
+     * points into: internal is that mapping (whose seg is s). */
+    seg_map *m;
+    e = segment_map_get(s, end, end > log->opts.segment_bytes ? end : log->opts.segment_bytes, &m);
+    if (e) {
+        set_segment(&c, NULL);
+        return e;
+    }
     out->fd = s->fd;
     out->position = c.pos;
     out->base_offset = offset;
     out->next_offset = offset;
-    out->internal = s; /* the reference seek_listed took */
+    out->internal = m;
     if (c.pos >= end) return ALOG_OK; /* at the end */
-    const uint8_t *map;
-    e = segment_map(s, end, end > log->opts.segment_bytes ? end : log->opts.segment_bytes, &map);
+    const uint8_t *map = m->p;
     uint64_t pos = c.pos;
     while (!e && pos < end) {
         batch_header h;
@@ -405,7 +423,10 @@ alog_err alog_read_raw(alog *log, int64_t offset, size_t max_bytes, alog_raw *ou
 
 void alog_raw_release(alog_raw *raw) {
     if (!raw || !raw->internal) return;
-    segment_release(raw->internal);
+    seg_map *m = raw->internal;
+    segment *s = m->seg;
+    segment_map_put(s, m);
+    segment_release(s);
     raw->internal = NULL;
     raw->fd = -1;
     raw->data = NULL;

@@ -1509,10 +1509,11 @@ alog_err alog_offset_for_time(alog *log, int64_t ts, int64_t *offset_out) {
 /* Timestamp of the first record of a segment (the first batch's baseTimestamp). */
 static int64_t first_timestamp(segment *s) {
     if (s->st.first_ts >= 0 || s->st.position < BATCH_HEADER_SIZE) return s->st.first_ts;
-    const uint8_t *map;
-    if (segment_map(s, s->st.position, s->st.position, &map)) return -1;
+    seg_map *m;
+    if (segment_map_get(s, s->st.position, s->st.position, &m)) return -1;
     batch_header h;
-    batch_header_parse(map, &h);
+    batch_header_parse(m->p, &h);
+    segment_map_put(s, m);
     return h.base_timestamp;
 }
 

@@ -29,11 +29,14 @@
  * are loaded (and checked, and rebuilt if needed) only when first used.
  *
  * A read-only open runs the same scan but changes nothing: a torn tail is simply where
- * its view of the log ends.
+ * its view of the log ends. The scan and the check for zeros read the file with pread
+ * (segment_scan, data_end_after), so a writing process that cuts the file meanwhile
+ * only shortens what is read, never faults the reader.
  *
  * Zeros after the last batch are not a torn tail but preallocated space (prealloc.c):
  * a writable open keeps them for its appends, and nothing is reported cut.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -131,6 +134,34 @@ static alog_err drop_segments_from(alog *log, size_t from) {
     return e;
 }
 
+/* Where the data in [st.position, size) of s ends: after its last nonzero byte, or at
+ * st.position if it is all zeros (preallocated space). Read with pread, not through the
+ * mapping: these bytes are not checked, and a writing process may cut them meanwhile
+ * (a mapped page past the new end of the file raises SIGBUS); what a cut removed counts
+ * as absent. */
+static alog_err data_end_after(segment *s, uint64_t size, uint64_t *data_end) {
+    enum { CHUNK = 64 << 10 };
+    uint8_t *buf = malloc(CHUNK);
+    if (!buf) return err_set(ALOG_ENOMEM, 0, "out of memory checking the tail of %s", s->path);
+    uint64_t pos = s->st.position;
+    *data_end = pos;
+    alog_err e = ALOG_OK;
+    while (pos < size) {
+        size_t n = size - pos < CHUNK ? (size_t)(size - pos) : CHUNK;
+        ssize_t got = segment_pread(s, pos, buf, n);
+        if (got < 0) {
+            e = err_sys(errno, "read %s (%zu bytes at byte position %" PRIu64 ")", s->path, n, pos);
+            break;
+        }
+        uint64_t k = prealloc_data_end(buf, (uint64_t)got);
+        if (k) *data_end = pos + k;
+        if ((size_t)got < n) break; /* cut meanwhile: the file ends here now */
+        pos += (uint64_t)got;
+    }
+    free(buf);
+    return e;
+}
+
 /* Scans segment i from its current state; cuts (or, read-only, ends the view) at the
  * first bad batch. Returns 1 if the log ends in this segment (cut or gap), else 0. */
 static int scan_one(alog *log, size_t i, alog_err *err) {
@@ -150,11 +181,9 @@ static int scan_one(alog *log, size_t i, alog_err *err) {
          * batch: nothing was cut. The last segment keeps them for its appends; an
          * earlier one (only outside damage leaves it so) loses them and the scan goes
          * on. What is cut, and counted, is what held anything. */
-        const uint8_t *map;
         uint64_t data_end = size;
-        if (segment_map(s, size, size, &map) == ALOG_OK)
-            data_end = s->st.position + prealloc_data_end(map + s->st.position,
-                                                          size - s->st.position);
+        *err = data_end_after(s, size, &data_end);
+        if (*err) return 1;
         if (data_end == s->st.position) {
             if (i + 1 == log->nsegs) {
                 atomic_store(&s->alloc_end, size);

@@ -10,13 +10,20 @@
  *   - Relative offsets and positions fit Kafka's int32 index fields: the log rolls to a
  *     new segment before either would overflow.
  *
- * Reads go through a read-only shared mapping of the .log file. The active segment is
- * mapped larger than the file (up to the segment size) so that it rarely needs
- * remapping as it grows; readers only touch bytes below the published end (pub_pos),
- * which are on disk or in the page cache, never past the end of the file. A replaced
- * mapping is kept until the segment is freed, because a reader may still hold pointers
- * into it; so the current mapping is an atomic pointer that readers load without a
- * lock, and only a remap takes the segment's map_mu.
+ * Reads of checked bytes go through a read-only shared mapping of the .log file. A
+ * mapping may be larger than the file (the active segment is mapped up to the segment
+ * size, and every remap at least doubles the length), so that a growing segment is
+ * remapped O(log size) times; readers only touch bytes below the published end
+ * (pub_pos), which are on disk or in the page cache, never past the end of the file.
+ * Each mapping is reference-counted: readers hold the one they use (segment_map_get /
+ * segment_map_put), and a replaced one is unmapped when its last holder lets go. The
+ * current mapping is an atomic pointer that readers take without a lock; only a remap
+ * takes the segment's map_mu.
+ *
+ * Bytes not checked yet (the scan for new or torn batches) are read with pread, never
+ * through the mapping: another process writing the log may cut the file (preallocated
+ * zeros at a roll or close, a failed write, a recovery cut), and a mapped page past the
+ * new end of the file raises SIGBUS, where pread just returns fewer bytes.
  *
  * Concurrency: st and the indexes belong to whoever publishes batches (the log's
  * publication lock); pub_pos/pub_next carry the published end to lock-free readers;
@@ -55,6 +62,7 @@ static segment *seg_new(const char *dir, int64_t base) {
     atomic_init(&seg->map, NULL);
     atomic_init(&seg->pub_pos, 0);
     atomic_init(&seg->pub_next, base);
+    atomic_init(&seg->pub, 0);
     pthread_mutex_init(&seg->map_mu, NULL);
     seg->st = (seg_state){0, base, -1, -1, -1, 0};
     seg->resv_next = base;
@@ -63,9 +71,11 @@ static segment *seg_new(const char *dir, int64_t base) {
 }
 
 static void seg_free(segment *seg) {
+    /* No reader holds a mapping any more (each holds the segment too): only the current
+     * one is still mapped. */
     for (seg_map *m = atomic_load(&seg->map), *o; m; m = o) {
         o = m->older;
-        io->munmap(m->p, m->len);
+        if (atomic_load(&m->refs) > 0) io->munmap((void *)m->p, m->len);
         free(m);
     }
     pthread_mutex_destroy(&seg->map_mu);
@@ -82,9 +92,20 @@ void segment_release(segment *seg) {
     if (seg && atomic_fetch_sub_explicit(&seg->refs, 1, memory_order_acq_rel) == 1) seg_free(seg);
 }
 
+/* pub is stored after pub_pos and pub_next: a reader that acquired a pair from pub
+ * then sees pub_pos and pub_next at least as far. Positions and relative offsets fit
+ * 32 bits (segment_scan and the log's roll rule keep them there). */
 void segment_publish(segment *seg) {
+    uint64_t rel = (uint64_t)(seg->st.next_offset - seg->base);
     atomic_store_explicit(&seg->pub_next, seg->st.next_offset, memory_order_release);
     atomic_store_explicit(&seg->pub_pos, seg->st.position, memory_order_release);
+    atomic_store_explicit(&seg->pub, rel << 32 | (uint32_t)seg->st.position, memory_order_release);
+}
+
+void segment_pub_pair(segment *seg, int64_t *next, uint64_t *pos) {
+    uint64_t v = atomic_load_explicit(&seg->pub, memory_order_acquire);
+    *next = seg->base + (int64_t)(v >> 32);
+    *pos = (uint32_t)v;
 }
 
 alog_err segment_create(const char *dir, int64_t base, segment **out) {
@@ -147,40 +168,73 @@ alog_err segment_file_size(segment *seg, uint64_t *size) {
     return ALOG_OK;
 }
 
-alog_err segment_map(segment *seg, uint64_t need, uint64_t want, const uint8_t **out) {
-    static const uint8_t empty[1];
-    seg_map *m = atomic_load_explicit(&seg->map, memory_order_acquire);
-    if (m && need <= m->len) {
-        *out = m->p;
-        return ALOG_OK;
+ssize_t segment_pread(segment *seg, uint64_t pos, void *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = io->pread(seg->fd, (uint8_t *)buf + got, n - got, (off_t)(pos + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -1;
+        if (r == 0) break;
+        got += (size_t)r;
     }
-    if (need == 0) {
-        *out = m ? m->p : empty;
-        return ALOG_OK;
+    return (ssize_t)got;
+}
+
+/* Takes a reference on m unless it has already been replaced and unmapped (refs 0). */
+static int map_tryref(seg_map *m) {
+    int r = atomic_load_explicit(&m->refs, memory_order_relaxed);
+    while (r > 0 && !atomic_compare_exchange_weak_explicit(&m->refs, &r, r + 1,
+                                                           memory_order_acquire,
+                                                           memory_order_relaxed)) {
     }
-    pthread_mutex_lock(&seg->map_mu);
-    alog_err e = ALOG_OK;
-    m = atomic_load_explicit(&seg->map, memory_order_acquire);
-    if (!m || need > m->len) {
-        if (want < need) want = need;
-        long page = sysconf(_SC_PAGESIZE);
-        size_t len = (size_t)((want + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page);
-        seg_map *n = malloc(sizeof *n);
-        void *p = n ? io->mmap(NULL, len, PROT_READ, MAP_SHARED, seg->fd, 0) : MAP_FAILED;
-        if (!n) {
-            e = err_set(ALOG_ENOMEM, 0, "out of memory");
-        } else if (p == MAP_FAILED) {
-            e = err_sys(errno, "mmap %s (%zu bytes)", seg->path, len);
-            free(n);
-        } else {
-            *n = (seg_map){p, len, m};
-            atomic_store_explicit(&seg->map, n, memory_order_release);
-            m = n;
+    return r > 0;
+}
+
+void segment_map_put(segment *seg, seg_map *m) {
+    (void)seg;
+    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+        io->munmap((void *)m->p, m->len);
+}
+
+alog_err segment_map_get(segment *seg, uint64_t need, uint64_t want, seg_map **out) {
+    for (;;) {
+        seg_map *m = atomic_load_explicit(&seg->map, memory_order_acquire);
+        if (m && need <= m->len) {
+            if (map_tryref(m)) {
+                *out = m;
+                return ALOG_OK;
+            }
+            continue; /* replaced and unmapped meanwhile: seg->map has moved on */
         }
+        pthread_mutex_lock(&seg->map_mu);
+        alog_err e = ALOG_OK;
+        m = atomic_load_explicit(&seg->map, memory_order_acquire);
+        if (!m || need > m->len) {
+            if (want < need) want = need;
+            if (m && want < 2 * (uint64_t)m->len) want = 2 * (uint64_t)m->len;
+            uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+            uint64_t len = want ? (want + page - 1) / page * page : page;
+            seg_map *n = len <= SIZE_MAX ? malloc(sizeof *n) : NULL;
+            void *p = n ? io->mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, seg->fd, 0) : MAP_FAILED;
+            if (!n) {
+                e = err_set(ALOG_ENOMEM, 0, "out of memory mapping %s (%" PRIu64 " bytes)",
+                            seg->path, len);
+            } else if (p == MAP_FAILED) {
+                e = err_sys(errno, "mmap %s (%" PRIu64 " bytes)", seg->path, len);
+                free(n);
+            } else {
+                n->p = p;
+                n->len = (size_t)len;
+                atomic_init(&n->refs, 1); /* the segment's: it is current */
+                n->seg = seg;
+                n->older = m;
+                atomic_store_explicit(&seg->map, n, memory_order_release);
+                segment_map_put(seg, m); /* no longer current */
+            }
+        }
+        pthread_mutex_unlock(&seg->map_mu);
+        if (e) return e;
     }
-    pthread_mutex_unlock(&seg->map_mu);
-    if (!e) *out = m->p;
-    return e;
 }
 
 /* Accounts for one valid batch at pos: the index rule of Kafka's LogSegment.append. */
@@ -216,6 +270,24 @@ alog_err segment_add_batch(segment *seg, uint64_t pos, const batch_header *h,
     return ALOG_OK;
 }
 
+/* The scan reads the file in windows that start at a page and double with each read up to
+ * SCAN_WINDOW (larger when one batch is): a follower that polls a tail of zeros reads a
+ * page each time, a recovery scan soon reads a MiB at a time. */
+#define SCAN_FIRST_WINDOW 4096u
+#define SCAN_WINDOW (1u << 20)
+
+/* How many bytes from p the scan needs in order to check the batch there (have bytes
+ * are at hand, left remain in the file): the batch's size if its header is at hand,
+ * sane and fits, else as much of a header as the file holds. */
+static uint64_t scan_want(const uint8_t *p, uint64_t have, uint64_t left) {
+    uint64_t hdr = left < BATCH_HEADER_SIZE ? left : BATCH_HEADER_SIZE;
+    if (have < BATCH_HEADER_SIZE) return hdr;
+    batch_header h;
+    batch_header_parse(p, &h);
+    if (batch_header_check(&h) || batch_size(&h) > left) return hdr;
+    return batch_size(&h);
+}
+
 alog_err segment_scan(segment *seg, uint64_t file_size, uint32_t index_interval,
                       const char **stop_reason, char *why_buf, size_t why_len) {
     *stop_reason = NULL;
@@ -223,30 +295,78 @@ alog_err segment_scan(segment *seg, uint64_t file_size, uint32_t index_interval,
         if (file_size < seg->st.position) *stop_reason = "file is shorter than expected";
         return ALOG_OK;
     }
-    const uint8_t *map;
-    alog_err e = segment_map(seg, file_size, file_size, &map);
-    if (e) return e;
-    while (seg->st.position < file_size) {
-        uint64_t pos = seg->st.position;
+    /* win holds the file's bytes [wpos, wpos + wlen). */
+    uint8_t *win = NULL;
+    size_t cap = 0, wlen = 0, step = SCAN_FIRST_WINDOW;
+    uint64_t wpos = 0, end = file_size;
+    alog_err e = ALOG_OK;
+    while (seg->st.position < end) {
+        uint64_t pos = seg->st.position, left = end - pos;
+        uint64_t have = pos >= wpos && pos < wpos + wlen ? wpos + wlen - pos : 0;
+        uint64_t want = scan_want(have ? win + (pos - wpos) : NULL, have, left);
+        /* At most twice: the header and the window after it, then a batch larger than
+         * the window, whole. */
+        for (int pass = 0; pass < 2 && have < want; pass++) {
+            size_t n = (size_t)(left < step ? left : step);
+            if (n < want) n = (size_t)want;
+            if (step < SCAN_WINDOW) step *= 2;
+            if (n > cap) {
+                uint8_t *w = realloc(win, n);
+                if (!w) {
+                    e = err_set(ALOG_ENOMEM, 0, "out of memory scanning %s (%zu bytes at byte "
+                                "position %" PRIu64 ")", seg->path, n, pos);
+                    goto out;
+                }
+                win = w;
+                cap = n;
+            }
+            ssize_t got = segment_pread(seg, pos, win, n);
+            if (got < 0) {
+                e = err_sys(errno, "read %s (%zu bytes at byte position %" PRIu64 ")", seg->path,
+                            n, pos);
+                goto out;
+            }
+            wpos = pos;
+            wlen = (size_t)got;
+            have = wlen;
+            if (wlen < n) { /* the file was cut meanwhile: it ends here now */
+                end = pos + wlen;
+                left = wlen;
+            }
+            want = scan_want(win, have, left);
+        }
+        if (have == 0) continue; /* cut at pos: the loop ends */
+        if (have > left) have = left;
+        /* A batch that runs past the end of the file is reported as truncated with what
+         * the file holds (batch_check reads no more than the header then). */
+        const uint8_t *p = win + (pos - wpos);
+        uint64_t avail = have;
         batch_header h;
-        const char *why = batch_check(map + pos, file_size - pos, &h, why_buf, why_len);
+        if (have >= BATCH_HEADER_SIZE) {
+            batch_header_parse(p, &h);
+            if (!batch_header_check(&h) && batch_size(&h) > left) avail = left;
+        }
+        const char *why = batch_check(p, avail, &h, why_buf, why_len);
         if (!why && h.base_offset != seg->st.next_offset) {
             snprintf(why_buf, why_len, "batch has base offset %" PRId64 ", expected %" PRId64,
                      h.base_offset, seg->st.next_offset);
             why = why_buf;
         }
         if (!why && (batch_last_offset(&h) - seg->base > (int64_t)INT32_MAX ||
-                     pos > INT32_MAX))
+                     pos > INT32_MAX || pos + batch_size(&h) > UINT32_MAX))
             why = "batch does not fit the segment's 32-bit relative offsets or positions";
         if (why) {
             *stop_reason = why;
             break;
         }
         e = seg_account(seg, pos, &h, index_interval);
-        if (e) return e;
+        if (e) goto out;
     }
+    if (!*stop_reason && end < file_size) *stop_reason = "file is shorter than expected";
     segment_publish(seg);
-    return ALOG_OK;
+out:
+    free(win);
+    return e;
 }
 
 /* Walks the batch headers of a sealed segment to rebuild its indexes. */
@@ -309,11 +429,10 @@ alog_err segment_load_index(segment *seg, uint32_t index_interval, int *rebuilt)
     return ALOG_OK;
 }
 
-alog_err segment_find(segment *seg, int64_t offset, uint64_t *pos_out) {
+/* segment_find in map, a mapping covering [0, st.position). */
+static alog_err seg_find_in(segment *seg, const uint8_t *map, int64_t offset,
+                            uint64_t *pos_out) {
     uint64_t end = seg->st.position;
-    const uint8_t *map;
-    alog_err e = segment_map(seg, end, end, &map);
-    if (e) return e;
     uint64_t pos = index_lookup(&seg->ix, (uint32_t)(offset - seg->base));
     while (pos < end) {
         batch_header h;
@@ -331,18 +450,31 @@ alog_err segment_find(segment *seg, int64_t offset, uint64_t *pos_out) {
                    " (index and data disagree)", seg->path, offset, pos);
 }
 
+alog_err segment_find(segment *seg, int64_t offset, uint64_t *pos_out) {
+    seg_map *m;
+    alog_err e = segment_map_get(seg, seg->st.position, seg->st.position, &m);
+    if (e) return e;
+    e = seg_find_in(seg, m->p, offset, pos_out);
+    segment_map_put(seg, m);
+    return e;
+}
+
 alog_err segment_find_time(segment *seg, int64_t ts, abuf *decomp, size_t max_out,
                            int64_t *offset) {
     *offset = -1;
     if (seg->st.max_ts < ts || seg->st.next_offset == seg->base) return ALOG_OK;
     int64_t from = seg->base + tindex_lookup(&seg->ix, ts);
-    uint64_t pos;
-    alog_err e = segment_find(seg, from, &pos);
-    if (e) return e;
     uint64_t end = seg->st.position;
-    const uint8_t *map;
-    e = segment_map(seg, end, end, &map);
+    seg_map *m;
+    alog_err e = segment_map_get(seg, end, end, &m);
     if (e) return e;
+    const uint8_t *map = m->p;
+    uint64_t pos;
+    e = seg_find_in(seg, map, from, &pos);
+    if (e) {
+        segment_map_put(seg, m);
+        return e;
+    }
     abuf hdrs = {0};
     while (pos < end) {
         batch_header h;
@@ -365,6 +497,7 @@ alog_err segment_find_time(segment *seg, int64_t ts, abuf *decomp, size_t max_ou
                 if (r.timestamp >= ts && r.offset >= from) {
                     *offset = r.offset;
                     abuf_free(&hdrs);
+                    segment_map_put(seg, m);
                     return ALOG_OK;
                 }
             }
@@ -377,6 +510,7 @@ alog_err segment_find_time(segment *seg, int64_t ts, abuf *decomp, size_t max_ou
         pos += batch_size(&h);
     }
     abuf_free(&hdrs);
+    segment_map_put(seg, m);
     return e;
 }
 

@@ -27,11 +27,18 @@ typedef struct seg_state {
     uint64_t bytes_since_index;
 } seg_state;
 
-/* One mmap of the .log file. Replaced mappings stay mapped until the segment is freed
- * (a reader may hold pointers into one), so readers never need a lock to use one. */
+/* One mmap of the .log file, counted: refs is 1 while it is the segment's current
+ * mapping, plus one per reader holding it (segment_map_get / segment_map_put). When a
+ * remap replaces it and its last holder lets go, it is unmapped and refs stays 0 for
+ * good (it is never taken again). The struct itself stays on the segment's list until
+ * the segment is freed, so a reader that loaded the current pointer just before a remap
+ * can still look at refs safely. Mappings grow at least twofold, so a segment of n bytes
+ * has made O(log n) of them. */
 typedef struct seg_map {
-    uint8_t *p;
+    const uint8_t *p;
     size_t len;
+    atomic_int refs;
+    struct segment *seg; /* whose .log this maps */
     struct seg_map *older;
 } seg_map;
 
@@ -42,9 +49,12 @@ typedef struct segment {
      * (the log's publication lock, or a single thread during recovery). */
     seg_state st;
     /* st.position and st.next_offset as readers may use them without any lock: stored
-     * (release) after the bytes below them were written, loaded with acquire. */
+     * (release) after the bytes below them were written, loaded with acquire. pub_pos
+     * and pub_next each give one of the two; pub gives both as one consistent pair
+     * (segment_pub_pair), stored last: (next_offset - base) << 32 | position. */
     _Atomic uint64_t pub_pos;
     _Atomic int64_t pub_next;
+    _Atomic uint64_t pub;
     /* The append point handed out to writers (the log's writer lock): may be ahead of
      * st while reserved batches are being written. */
     uint64_t resv_pos;
@@ -60,7 +70,7 @@ typedef struct segment {
     int ix_ready; /* ix covers all of [0, st.position) */
     int ix_missing; /* an index file was absent at open (created empty): rebuild it */
     _Atomic(seg_map *) map; /* current mapping (NULL until first needed) */
-    pthread_mutex_t map_mu; /* serializes remapping only */
+    pthread_mutex_t map_mu; /* serializes remapping and the list of seg_maps */
     atomic_int refs;    /* the log's reference plus one per cursor or sync in flight */
     atomic_int deleted; /* removed by retention: reads get ALOG_ERANGE */
     char path[SEG_PATH_MAX], opath[SEG_PATH_MAX], tpath[SEG_PATH_MAX];
@@ -76,14 +86,27 @@ void segment_ref(segment *seg);
 void segment_release(segment *seg);
 /* Publishes st.position / st.next_offset to lock-free readers (release stores). */
 void segment_publish(segment *seg);
+/* The published (next_offset, position) pair, both from the same publication. */
+void segment_pub_pair(segment *seg, int64_t *next, uint64_t *pos);
 
 /* Size of the .log file now. */
 alog_err segment_file_size(segment *seg, uint64_t *size);
 
-/* *out points at a mapping of the .log covering [0, need). want is the length to map
- * if a new mapping is needed (at least need; larger avoids remapping as the segment
- * grows). Thread-safe and lock-free when the current mapping is large enough. */
-alog_err segment_map(segment *seg, uint64_t need, uint64_t want, const uint8_t **out);
+/* Reads up to n bytes of the .log at pos with pread. Returns how many were read (fewer
+ * only where the file ends, which a concurrent cut by the writing process may move), or
+ * -1 with errno set. Bytes not yet checked are read this way, never through the mapping:
+ * a mapped page that a cut has put past the end of the file raises SIGBUS. */
+ssize_t segment_pread(segment *seg, uint64_t pos, void *buf, size_t n);
+
+/* *out is a mapping of the .log covering at least [0, need), held for the caller until
+ * segment_map_put(). If a new mapping is needed it is at least want bytes and twice the
+ * current one (so remaps are O(log size)); it may extend past the end of the file, and
+ * callers only touch bytes below the published end. Thread-safe; lock-free when the
+ * current mapping is large enough. */
+alog_err segment_map_get(segment *seg, uint64_t need, uint64_t want, seg_map **out);
+/* Lets go of a mapping from segment_map_get; a replaced one is unmapped by its last
+ * holder. */
+void segment_map_put(segment *seg, seg_map *m);
 
 /* Accounts for the batch just written at pos == st.position (indexes it, advances st)
  * and publishes the new end to readers. The caller wrote it (log.c, outside locks). */
@@ -94,7 +117,9 @@ alog_err segment_add_batch(segment *seg, uint64_t pos, const batch_header *h,
  * (header, CRC, contiguous offsets) and indexing it; stops at the first invalid one.
  * Updates seg->st to the end of the valid batches. *stop_reason is NULL if the scan
  * reached the end of the file cleanly, else why it stopped (the caller decides
- * whether to cut). file_size is the size to scan up to. */
+ * whether to cut). file_size is the size to scan up to. The bytes are read with pread
+ * (they are not checked yet): if another process cuts the file meanwhile, the scan
+ * stops where the file now ends, as at a torn batch. */
 alog_err segment_scan(segment *seg, uint64_t file_size, uint32_t index_interval,
                       const char **stop_reason, char *why_buf, size_t why_len);
 
