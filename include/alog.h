@@ -312,7 +312,9 @@ ALOG_API alog_err alog_cursor_next(alog_cursor *cur, alog_record *rec);
  * ALOG_EOF (unless retention removes the record first). ALOG_ETIMEDOUT otherwise (and,
  * on a read-only handle, when a signal interrupts the wait). No
  * polling: a condition variable wakes readers of the writer's own handle; a read-only
- * handle (another process's writer) waits with inotify on the log directory. */
+ * handle (another process's writer) waits with inotify on the log directory, one
+ * inotify instance per waiting call (when the user's instances or watches run out,
+ * fs.inotify.max_user_instances, that wait looks every 20 ms instead of failing). */
 ALOG_API alog_err alog_cursor_wait(alog_cursor *cur, int timeout_ms);
 
 /* Raw batches, for a server that sends segment bytes as they are (Kafka's Fetch). */

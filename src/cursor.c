@@ -290,14 +290,23 @@ static int has_data(alog_cursor *c, int locked) {
 }
 
 /* Another process writes: inotify on the log directory reports writes to its files
- * and new segments; each wake-up re-reads what was appended. */
+ * and new segments; each wake-up re-reads what was appended. Where inotify is out of
+ * instances or watches (fs.inotify.max_user_instances is 128 per user by default, and
+ * every waiting cursor holds one), the wait looks every POLL_FALLBACK_MS instead of
+ * failing. */
+#define POLL_FALLBACK_MS 20
 static alog_err wait_other_process(alog_cursor *c, int timeout_ms) {
     alog *log = c->log;
     int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (fd < 0) return err_sys(errno, "inotify_init1");
+    if (fd < 0 && errno != EMFILE && errno != ENFILE && errno != ENOMEM)
+        return err_sys(errno, "inotify_init1");
     alog_err e = ALOG_OK;
-    if (inotify_add_watch(fd, log->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0)
-        e = err_sys(errno, "inotify_add_watch %s", log->dir);
+    if (fd >= 0 && inotify_add_watch(fd, log->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
+        if (errno != ENOSPC && errno != ENOMEM)
+            e = err_sys(errno, "inotify_add_watch %s", log->dir);
+        close(fd);
+        fd = -1;
+    }
     int64_t deadline = timeout_ms >= 0 ? log_mono_ms() + timeout_ms : -1;
     while (!e) {
         e = refresh(log);
@@ -311,7 +320,8 @@ static alog_err wait_other_process(alog_cursor *c, int timeout_ms) {
             }
             wait = left > INT32_MAX ? INT32_MAX : (int)left;
         }
-        struct pollfd p = {fd, POLLIN, 0};
+        if (fd < 0 && (wait < 0 || wait > POLL_FALLBACK_MS)) wait = POLL_FALLBACK_MS;
+        struct pollfd p = {fd, POLLIN, 0}; /* fd -1: poll only sleeps */
         int rc = poll(&p, 1, wait);
         if (rc < 0) {
             /* A signal: give the caller a chance to look at its flags. */
@@ -320,10 +330,10 @@ static alog_err wait_other_process(alog_cursor *c, int timeout_ms) {
             break;
         }
         char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-        while (read(fd, buf, sizeof buf) > 0) {
+        while (fd >= 0 && read(fd, buf, sizeof buf) > 0) {
         }
     }
-    close(fd);
+    if (fd >= 0) close(fd);
     return e;
 }
 
