@@ -125,7 +125,20 @@ int index_load(seg_index *ix, int ofd, int tfd, uint64_t log_size, uint64_t rel_
             break;
         }
         if (pos >= log_size || rel >= rel_limit) {
-            if (keep_prefix) break;
+            /* keep_prefix: entries past the end were appended later, for batches past
+             * it; they must all be, in order. One out of bounds with an in-order one
+             * within bounds after it is damage, not a later append. */
+            if (keep_prefix) {
+                for (size_t j = i + 1; j < on; j++) {
+                    uint32_t r2 = be32_load(ob + j * 8), p2 = be32_load(ob + j * 8 + 4);
+                    uint32_t r1 = be32_load(ob + (j - 1) * 8), p1 = be32_load(ob + (j - 1) * 8 + 4);
+                    if (r2 <= r1 || p2 <= p1) {
+                        rc = 0;
+                        break;
+                    }
+                }
+                break;
+            }
             rc = 0;
             break;
         }
@@ -139,7 +152,17 @@ int index_load(seg_index *ix, int ofd, int tfd, uint64_t log_size, uint64_t rel_
             break;
         }
         if (rel >= rel_limit) {
-            if (keep_prefix) break;
+            if (keep_prefix) { /* as above: the rest must follow on, in order */
+                for (size_t j = i + 1; j < tn; j++) {
+                    int64_t t2 = (int64_t)be64_load(tb + j * 12), t1 = (int64_t)be64_load(tb + (j - 1) * 12);
+                    uint32_t r2 = be32_load(tb + j * 12 + 8), r1 = be32_load(tb + (j - 1) * 12 + 8);
+                    if (t2 <= t1 || r2 < r1) {
+                        rc = 0;
+                        break;
+                    }
+                }
+                break;
+            }
             rc = 0;
             break;
         }

@@ -148,7 +148,14 @@ static alog_err take_lock(alog *log) {
     snprintf(path, sizeof path, "%s/%s", log->dir, LOG_LOCK_FILE);
     int fd = io->open(path, O_RDWR | O_CREAT, 0644);
     if (fd < 0) return err_sys(errno, "open %s", path);
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    /* alog_verify may hold a shared lock for an instant to see whether a writer runs
+     * (verify.c): a few tries 100 us apart, not one, before saying who holds it. */
+    int locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    for (int i = 0; !locked && errno == EWOULDBLOCK && i < 20; i++) {
+        usleep(100);
+        locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    }
+    if (!locked) {
         int err = errno;
         char pid[32] = "";
         ssize_t r = io->pread(fd, pid, sizeof pid - 1, 0);
@@ -493,13 +500,6 @@ static alog_err add_batches(alog *log, pend *p) {
     return ALOG_OK;
 }
 
-/* A cut also removed the zero-filled space past it (prealloc.c): say so, or
- * preallocation would wait for the appends to reach the old end. */
-static void lower_alloc_end(segment *seg, uint64_t pos) {
-    if (atomic_load_explicit(&seg->alloc_end, memory_order_relaxed) > pos)
-        atomic_store_explicit(&seg->alloc_end, pos, memory_order_relaxed);
-}
-
 /* Publishes the run of written batches that starts at pub_seq, in ticket order. A
  * failed write cuts the file back to where it started; the batches reserved after it
  * fail too (rewind: their space is handed out again). With pub_mu held. */
@@ -516,7 +516,8 @@ static void advance_locked(alog *log) {
                         p->pos, p->seg->path);
                 log_fail(log, ALOG_EIO);
             }
-            lower_alloc_end(p->seg, p->pos);
+            /* The cut also removed the zeroed space past it (prealloc.c). */
+            prealloc_cut(log, p->seg, p->pos);
             log->rewind = 1;
             p->state = PEND_FAILED;
         } else if (log->rewind || atomic_load(&log->failed)) {
@@ -572,7 +573,7 @@ static alog_err rewind_locked(alog *log) {
     if (io->ftruncate(a->fd, (off_t)a->st.position) != 0)
         e = log_fail(log, err_sys(errno, "cutting %s back to %" PRIu64 " bytes after a failed "
                                   "write", a->path, a->st.position));
-    lower_alloc_end(a, a->st.position);
+    prealloc_cut(log, a, a->st.position);
     a->resv_pos = a->st.position;
     a->resv_next = a->st.next_offset;
     log->rewind = 0;

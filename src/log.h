@@ -58,7 +58,8 @@ typedef struct durable_cb {
  *   pub_mu     publication: batches become visible in reservation order (tickets),
  *              the segments' st and indexes, durability state. Readers take it only to
  *              look offsets or times up in an index.
- *   zero_mu    the zero-fill in progress (prealloc.c); taken under mu or alone.
+ *   zero_mu    the zero-fill in progress (prealloc.c); taken under mu, under pub_mu
+ *              (a cut after a failed write) or alone.
  */
 struct alog {
     char *dir;
@@ -169,6 +170,9 @@ void prealloc_note(alog *log, segment *a);
 /* The log's thread, no lock held: claims a step if none runs, writes its next piece
  * or, all written, syncs and publishes it. 1 if the step needs more calls. */
 int prealloc_run(alog *log);
+/* After a cut of a's file at pos (a failed write): the zeroed end is at most pos, and
+ * a step under way on a ends unpublished. With pub_mu or mu held (takes zero_mu). */
+void prealloc_cut(alog *log, segment *a, uint64_t pos);
 /* The log's thread, stopping: ends a step left unfinished, closes its descriptor. */
 void prealloc_abandon(alog *log);
 /* The log's thread: closes its descriptor of a segment's .log (and drops its ref). */

@@ -196,7 +196,8 @@ int prealloc_run(alog *log) {
          * appends' own fdatasync reports it too. Here it only stops preallocating. */
         if (!e && io->sync_file_range(zfd, (off_t)off, (off_t)n,
                                       SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                          SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+                                          SYNC_FILE_RANGE_WAIT_AFTER) != 0 &&
+            errno != ENOSYS && errno != EINVAL && errno != ESPIPE) /* not there: no pacing */
             e = err_sys(errno, "writing back zeros at byte %" PRIu64 " of %s", off, a->path);
         pthread_mutex_lock(&log->zero_mu);
         log->zero_writing = 0;
@@ -225,6 +226,18 @@ int prealloc_run(alog *log) {
     }
     end_step(log, 1);
     return 0;
+}
+
+void prealloc_cut(alog *log, segment *a, uint64_t pos) {
+    pthread_mutex_lock(&log->zero_mu);
+    /* A step under way on a would publish a zeroed end the cut has removed: end it
+     * unpublished (a piece being written lands past the cut, where it is harmless:
+     * appends reaching it wait for it, prealloc_conflict). */
+    if (atomic_load_explicit(&log->zeroing, memory_order_relaxed) && log->zero_seg == a)
+        log->zero_cancel = 1;
+    if (atomic_load_explicit(&a->alloc_end, memory_order_relaxed) > pos)
+        atomic_store_explicit(&a->alloc_end, pos, memory_order_relaxed);
+    pthread_mutex_unlock(&log->zero_mu);
 }
 
 void prealloc_abandon(alog *log) {

@@ -72,10 +72,12 @@ typedef struct scan_ctx {
     uint64_t published; /* live: a bad batch before this byte position is damage */
 } scan_ctx;
 
-/* Whether a writer holds the log (the flock on alog.lock). Read from /proc/locks by the
- * lock file's inode (not its device: overlay file systems report another one), so the
- * check never takes the lock itself, which would make a writer's open fail meanwhile.
- * Where /proc/locks cannot be read: by trying a shared lock, dropped at once. */
+/* Whether a writer holds the log (the flock on alog.lock). First from /proc/locks, by
+ * the lock file's inode (not its device: overlay file systems report another one),
+ * which never touches the lock. But /proc/locks lists only locks whose owner is in the
+ * PID namespace of that /proc (a verifier in another container sees none), so when it
+ * does not list one, by trying a shared lock, dropped at once: a writer opening in
+ * that instant finds the lock taken and tries again (take_lock in log.c). */
 static int writer_active(const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, LOG_LOCK_FILE);
@@ -95,7 +97,7 @@ static int writer_active(const char *dir) {
                 found = 1;
         }
         fclose(f);
-        return found;
+        if (found) return 1;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;

@@ -16,6 +16,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 
 #include "testutil.h"
 
@@ -196,8 +199,47 @@ static void test_open_racing_retention(void **state) {
     free(dir);
 }
 
-/* alog_verify in a loop next to writer threads that append and roll: never damage. */
-static void verify_during_writes(int prealloc) {
+/* A verifier in its own PID namespace with its own /proc (as in another container):
+ * /proc/locks there does not list the writer's lock. Forked before the writer threads
+ * start; waits for a byte on go, then verifies dir for 3 s. Exit status: the number of
+ * runs that reported damage (at most 250; the first message goes to msg_fd), 251 if
+ * namespaces are not available here, 252-253 if the child itself failed. */
+static pid_t verifier_in_other_pidns(const char *dir, int go_fd, int msg_fd) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    char c;
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0) {
+        if (read(go_fd, &c, 1) < 0) _exit(252);
+        _exit(251);
+    }
+    pid_t inner = fork();
+    if (inner == 0) {
+        if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+            mount("proc", "/proc", "proc", 0, NULL) != 0) {
+            if (read(go_fd, &c, 1) < 0) _exit(252);
+            _exit(251);
+        }
+        if (read(go_fd, &c, 1) != 1) _exit(252);
+        int bad = 0, runs = 0;
+        for (double end = now_s() + 3; now_s() < end || runs < 20; runs++) {
+            alog_verify_report r;
+            alog_err e = alog_verify(dir, &r, NULL, NULL);
+            if (e && !bad++) {
+                char m[700];
+                int n = snprintf(m, sizeof m, "%s: %s", alog_err_name(e), alog_last_error());
+                if (write(msg_fd, m, (size_t)n) < 0) _exit(252);
+            }
+        }
+        _exit(bad > 250 ? 250 : bad);
+    }
+    int st;
+    if (inner < 0 || waitpid(inner, &st, 0) != inner || !WIFEXITED(st)) _exit(253);
+    _exit(WEXITSTATUS(st));
+}
+
+/* alog_verify in a loop next to writer threads that append and roll: never damage.
+ * other_pidns: the verifier runs where it cannot see the writer's lock in /proc/locks. */
+static void verify_during_writes_ns(int prealloc, int other_pidns) {
     char *dir = tu_tmpdir(prealloc ? "verify_live_pa" : "verify_live");
     alog_options o;
     alog_options_init(&o);
@@ -208,11 +250,43 @@ static void verify_during_writes(int prealloc) {
     writer_ctx w = {.threads = 3, .value_len = 3000, .sync_every = prealloc ? 16 : 0};
     TU_OK(alog_open(dir, &o, &w.log));
     if (prealloc) TU_OK(alog_sync(w.log));
+    int go[2] = {-1, -1}, msg[2] = {-1, -1};
+    pid_t vpid = -1;
+    if (other_pidns) {
+        assert_int_equal(pipe(go), 0);
+        assert_int_equal(pipe(msg), 0);
+        vpid = verifier_in_other_pidns(dir, go[0], msg[1]);
+        assert_true(vpid > 0);
+        close(go[0]);
+        close(msg[1]);
+    }
     pthread_t t[3];
     writers_start(&w, t);
     int runs = 0, bad = 0;
-    char first_bad[600] = "";
-    for (double end = now_s() + 3; now_s() < end || runs < 20; runs++) {
+    char first_bad[700] = "";
+    if (other_pidns) {
+        int st = 0, wrote = write(go[1], "g", 1) == 1;
+        int waited = waitpid(vpid, &st, 0) == vpid && WIFEXITED(st);
+        ssize_t k = read(msg[0], first_bad, sizeof first_bad - 1);
+        first_bad[k > 0 ? k : 0] = '\0';
+        close(go[1]);
+        close(msg[0]);
+        bad = waited ? WEXITSTATUS(st) : 253;
+        runs = -1;
+        if (!wrote || bad > 250) {
+            writers_stop(&w, t);
+            TU_OK(alog_close(w.log));
+            tu_rmrf(dir);
+            free(dir);
+            if (bad == 251) {
+                printf("  skipped: no PID and mount namespaces here\n");
+                skip();
+            }
+            fail_msg("the verifier child failed (status %d)", bad);
+        }
+        printf("  verifier in another PID namespace: %d runs reported damage\n", bad);
+    }
+    for (double end = now_s() + 3; !other_pidns && (now_s() < end || runs < 20); runs++) {
         alog_verify_report r;
         alog_err e = alog_verify(dir, &r, NULL, NULL);
         if (e && !bad++)
@@ -231,9 +305,16 @@ static void verify_during_writes(int prealloc) {
     free(dir);
 }
 
+static void verify_during_writes(int prealloc) { verify_during_writes_ns(prealloc, 0); }
+
 static void test_verify_during_writes(void **state) {
     (void)state;
     verify_during_writes(0);
+}
+
+static void test_verify_during_writes_other_pidns(void **state) {
+    (void)state;
+    verify_during_writes_ns(0, 1);
 }
 
 static void test_verify_during_writes_prealloc(void **state) {
@@ -243,6 +324,15 @@ static void test_verify_during_writes_prealloc(void **state) {
 
 /* With a writer appending, damage in a sealed segment and in the middle of the active
  * segment is still reported, naming the file. */
+static int64_t base_of_active(alog *log) {
+    alog_segment_info *segs;
+    size_t n;
+    TU_OK(alog_segments(log, &segs, &n));
+    int64_t b = segs[n - 1].base_offset;
+    alog_free(segs);
+    return b;
+}
+
 static void test_verify_finds_damage_while_writing(void **state) {
     (void)state;
     char *dir = tu_tmpdir("verify_live_damage");
@@ -285,6 +375,29 @@ static void test_verify_finds_damage_while_writing(void **state) {
     assert_string_equal(r.bad_file, act);
     assert_true(r.bad_position <= mid);
     writers_stop(&w, t);
+    tu_flip_byte(act, (int64_t)mid);
+
+    /* An entry in the middle of the active segment's offset index pointing far past
+     * the end (entries after it are in order): damage, not entries of batches being
+     * written, which can only come after the others. The writer holds the log (so
+     * verify treats the segment as being written) but does not append: the segment
+     * stays the active one. */
+    TU_OK(alog_flush(w.log));
+    int64_t abase = base_of_active(w.log);
+    tu_segment_path(act, sizeof act, dir, abase, "log");
+    char aix[4096];
+    tu_segment_path(aix, sizeof aix, dir, abase, "index");
+    int64_t entries = tu_file_size(aix) / 8;
+    assert_true(entries >= 8);
+    int fd = open(aix, O_WRONLY);
+    assert_true(fd >= 0);
+    const uint8_t far[4] = {0x7f, 0xff, 0xff, 0xf0};
+    assert_int_equal(pwrite(fd, far, 4, (off_t)(entries / 2 * 8 + 4)), 4);
+    close(fd);
+    alog_err e = alog_verify(dir, &r, NULL, NULL);
+    printf("  a bad index entry with a writer active: %s (%s)\n", alog_err_name(e), alog_last_error());
+    assert_int_equal(e, ALOG_ECORRUPT);
+    assert_string_equal(r.bad_file, act);
     TU_OK(alog_close(w.log));
     tu_rmrf(dir);
     free(dir);
@@ -295,6 +408,7 @@ int main(void) {
         cmocka_unit_test(test_follower_behind_retention),
         cmocka_unit_test(test_open_racing_retention),
         cmocka_unit_test(test_verify_during_writes),
+        cmocka_unit_test(test_verify_during_writes_other_pidns),
         cmocka_unit_test(test_verify_during_writes_prealloc),
         cmocka_unit_test(test_verify_finds_damage_while_writing),
     };

@@ -53,6 +53,8 @@ static struct {
     atomic_int eio_first_fd, eio_first_sfr; /* the first of them: its fd, sync_file_range? */
     atomic_int sfr_calls, slow_sfr_us;      /* sync_file_range calls; each takes this long */
     atomic_int index_enospc; /* writes to .index/.timeindex files fail with ENOSPC */
+    atomic_int fail_my_next_write; /* the test thread's next pwrite fails with ENOSPC */
+    pthread_t tester;
     atomic_int index_refused;
 } fk;
 
@@ -74,6 +76,11 @@ static int fake_open(const char *path, int flags, mode_t mode) {
 }
 
 static ssize_t fake_pwrite(int fd, const void *buf, size_t n, off_t off) {
+    if (atomic_load(&fk.fail_my_next_write) && pthread_equal(pthread_self(), fk.tester) &&
+        atomic_exchange(&fk.fail_my_next_write, 0)) {
+        errno = ENOSPC;
+        return -1;
+    }
     if (fd >= 0 && fd < MAXFD && atomic_load(&fk.is_index[fd]) && atomic_load(&fk.index_enospc)) {
         atomic_fetch_add(&fk.index_refused, 1);
         errno = ENOSPC;
@@ -335,12 +342,67 @@ static void test_roll_on_full_disk_goes_on(void **state) {
     free(dir);
 }
 
+/* ---- a failed write cuts the zeros too; preallocation goes on ------------------- */
+
+static void test_cut_after_failed_write_resumes_zeros(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("errs_cut");
+    alog_options o;
+    alog_options_init(&o);
+    o.fsync_policy = ALOG_FSYNC_NEVER;
+    o.preallocate_bytes = 64 << 10;
+    alog *log;
+    TU_OK(alog_open(dir, &o, &log));
+    char v[1000];
+    int i = 0;
+    int64_t file;
+    uint64_t logical;
+    /* Durable appends until zeros lie ahead. */
+    for (int k = 0; k < 5000; k++) {
+        alog_record r = rec_of(v, sizeof v, i++);
+        TU_OK(alog_append_ex(log, &r, 1, ALOG_APPEND_DURABLE, NULL));
+        tu_active_sizes(log, dir, &file, &logical);
+        if (file >= (int64_t)logical + (32 << 10)) break;
+    }
+    assert_true(file >= (int64_t)logical + (32 << 10));
+    /* A plain append meets a full disk: its bytes, and the zeros after them, are cut. */
+    fk.tester = pthread_self();
+    atomic_store(&fk.fail_my_next_write, 1);
+    alog_record r = rec_of(v, sizeof v, i);
+    assert_int_equal(alog_append(log, &r, NULL), ALOG_ENOSPC);
+    alog_err e = alog_append(log, &r, NULL); /* the next append does the cut, and goes in */
+    TU_OK(e);
+    i++;
+    segment *a = log_active(log);
+    printf("  after the cut: zeroed end %llu, data end %llu\n",
+           (unsigned long long)atomic_load(&a->alloc_end), (unsigned long long)a->st.position);
+    assert_true(atomic_load(&a->alloc_end) <= a->st.position);
+    /* Durable appends go on, and so does the zero-filling ahead of them. */
+    int back = 0;
+    for (int k = 0; k < 200 && !back; k++) {
+        r = rec_of(v, sizeof v, i++);
+        TU_OK(alog_append_ex(log, &r, 1, ALOG_APPEND_DURABLE, NULL));
+        tu_active_sizes(log, dir, &file, &logical);
+        back = file > (int64_t)logical;
+        if (!back) sleep_ms(2);
+    }
+    assert_true(back);
+    TU_OK(alog_close(log));
+    alog_verify_report rep;
+    TU_OK(alog_verify(dir, &rep, NULL, NULL));
+    assert_int_equal(rep.records, (uint64_t)i);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_sync_per_descriptor, setup, tu_fake_io_restore),
         cmocka_unit_test_setup_teardown(test_lost_writeback_reported_to_appends, setup,
                                         tu_fake_io_restore),
         cmocka_unit_test_setup_teardown(test_roll_on_full_disk_goes_on, setup, tu_fake_io_restore),
+        cmocka_unit_test_setup_teardown(test_cut_after_failed_write_resumes_zeros, setup,
+                                        tu_fake_io_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
