@@ -118,6 +118,10 @@ static alog_err read_or_write_meta(alog *log, int is_new) {
         return io_replace_file(log->dir, LOG_META_FILE, buf, (size_t)n);
     }
     if (e) return e;
+    return log_check_format_text(path, buf, len);
+}
+
+alog_err log_check_format_text(const char *path, char *buf, size_t len) {
     buf[len] = '\0';
     int version, n = 0;
     if (sscanf(buf, "alog-format %d\n%n", &version, &n) != 1 || n != (int)len || version < 1)

@@ -150,6 +150,11 @@ int64_t log_now_ms(void);
 int64_t log_mono_ms(void);
 void log_deadline_in(struct timespec *ts, int64_t ms);
 
+/* Checks the text of the format file (alog.meta) read from path: len bytes in buf,
+ * which has room for one more. ALOG_ECORRUPT if it is not "alog-format N\n", ALOG_EFORMAT
+ * if N is newer than this build reads. */
+alog_err log_check_format_text(const char *path, char *buf, size_t len);
+
 /* Fails the log (sticky, until reopened) with the current error as the cause;
  * returns ALOG_EFAILED with that message. */
 alog_err log_fail(alog *log, alog_err e);

@@ -427,14 +427,7 @@ static alog_err check_format(const char *dir) {
         return err_set(ALOG_ENOENT, 0, "%s: not an alog log (no %s)", dir, LOG_META_FILE);
     }
     if (e) return e;
-    buf[len] = '\0';
-    int version, n = 0;
-    if (sscanf(buf, "alog-format %d\n%n", &version, &n) != 1 || n != (int)len || version < 1)
-        return err_set(ALOG_ECORRUPT, 0, "%s: not a valid format file", path);
-    if (version > ALOG_FORMAT_VERSION)
-        return err_set(ALOG_EFORMAT, 0, "%s: log format version %d is newer than this build "
-                       "supports (%d)", path, version, ALOG_FORMAT_VERSION);
-    return ALOG_OK;
+    return log_check_format_text(path, buf, len);
 }
 
 /* Live scans: a batch before the returned byte position of segment base is published
