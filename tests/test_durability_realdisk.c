@@ -85,8 +85,10 @@ static int group_setup(void **state) {
 static int group_teardown(void **state) {
     (void)state;
     char cmd[2000];
+    /* Lazy unmounts: a failed test may have left a log open on the file system; the
+     * loop device then detaches itself once nothing uses it. */
     if (mounted_fs) {
-        snprintf(cmd, sizeof cmd, "umount '%s'", mnt_dir);
+        snprintf(cmd, sizeof cmd, "umount -l '%s'", mnt_dir);
         sh(cmd, NULL, 0);
     }
     if (have_loop) {
@@ -94,7 +96,7 @@ static int group_teardown(void **state) {
         sh(cmd, NULL, 0);
     }
     if (mounted_tmpfs) {
-        snprintf(cmd, sizeof cmd, "umount '%s'", tmpfs_dir);
+        snprintf(cmd, sizeof cmd, "umount -l '%s'", tmpfs_dir);
         sh(cmd, NULL, 0);
     }
     if (top) {
