@@ -401,6 +401,8 @@ static void note_sync_time(alog *log, int64_t ns) {
                           memory_order_relaxed);
 }
 
+static alog_err run_sync_locked(alog *log, segment *seg, int full, int timed);
+
 /* Makes every record below `want` durable; the caller saw them published. One fsync
  * runs at a time; the threads that need one while it runs wait, and the first of them
  * to find it finished starts the next, covering everything published by then: so one
@@ -411,33 +413,15 @@ static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *d
     while (log->durable_next < want) {
         if (atomic_load(&log->failed)) return failed_err(log);
         if (!log->sync_running) {
-            log->sync_running = 1;
             segment *a = log->pub_active;
-            int64_t target = a->st.next_offset;
+            int64_t target = a->st.next_offset, base = a->base;
             uint64_t tpos = a->st.position;
-            segment_ref(a);
-            pthread_mutex_unlock(&log->pub_mu);
-            int64_t t0 = mono_ns();
-            int rc = io_fdatasync(a->fd), err = errno;
-            note_sync_time(log, mono_ns() - t0);
-            pthread_mutex_lock(&log->pub_mu);
-            log->sync_running = 0;
-            alog_err e = ALOG_OK;
-            if (rc != 0) {
-                err_sys(err, "fdatasync %s", a->path);
-                e = log_fail(log, ALOG_EIO);
-            } else if (atomic_load(&log->failed)) {
-                /* Something failed while it ran (a zero-fill's fdatasync, a write):
-                 * nothing more is reported durable. */
-                e = failed_err(log);
-            } else {
+            alog_err e = run_sync_locked(log, a, 0, 1);
+            if (!e) {
                 if (target > log->durable_next) log->durable_next = target;
                 log->last_sync_ms = log_mono_ms();
-                if (checkpoint_due_at(log, a->base, tpos))
-                    log->ckpt_wanted = 1;
+                if (checkpoint_due_at(log, base, tpos)) log->ckpt_wanted = 1;
             }
-            segment_release(a);
-            pthread_cond_broadcast(&log->dur_cv);
             if (log->cbs || log->ckpt_wanted || e) pthread_cond_signal(&log->flusher_cv);
             if (e) return e;
         } else if (deadline) {
@@ -452,6 +436,33 @@ static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *d
     return ALOG_OK;
 }
 
+/* The one fsync (full) or fdatasync of seg's .log through seg->fd running now
+ * (sync_running): for sync_to_locked and log_data_sync. With pub_mu held and
+ * sync_running clear; pub_mu is released around the call. A failure fails the log; a
+ * success while something else failed it (a zero-fill's fdatasync, a write) is not
+ * believed: nothing more is reported durable. timed: counts in the fsync average that
+ * bounds a group commit's gather. */
+static alog_err run_sync_locked(alog *log, segment *seg, int full, int timed) {
+    log->sync_running = 1;
+    segment_ref(seg);
+    pthread_mutex_unlock(&log->pub_mu);
+    int64_t t0 = mono_ns();
+    int rc = full ? io_fsync(seg->fd) : io_fdatasync(seg->fd), err = errno;
+    if (timed) note_sync_time(log, mono_ns() - t0);
+    pthread_mutex_lock(&log->pub_mu);
+    log->sync_running = 0;
+    alog_err e = ALOG_OK;
+    if (rc != 0) {
+        err_sys(err, "%s %s", full ? "fsync" : "fdatasync", seg->path);
+        e = log_fail(log, ALOG_EIO);
+    } else if (atomic_load(&log->failed)) {
+        e = failed_err(log);
+    }
+    segment_release(seg);
+    pthread_cond_broadcast(&log->dur_cv);
+    return e;
+}
+
 /* Every other fsync of a segment's .log through its fd (checkpoints, a roll's seal, the
  * cut of preallocated space) comes here and runs one at a time with sync_to_locked's
  * (sync_running). Linux reports a failed write-back once per open file description
@@ -462,24 +473,7 @@ static alog_err sync_to_locked(alog *log, int64_t want, const struct timespec *d
 alog_err log_data_sync(alog *log, segment *seg, int full) {
     pthread_mutex_lock(&log->pub_mu);
     while (log->sync_running) pthread_cond_wait(&log->dur_cv, &log->pub_mu);
-    if (atomic_load(&log->failed)) {
-        alog_err e = failed_err(log);
-        pthread_mutex_unlock(&log->pub_mu);
-        return e;
-    }
-    log->sync_running = 1;
-    pthread_mutex_unlock(&log->pub_mu);
-    int rc = full ? io_fsync(seg->fd) : io_fdatasync(seg->fd), err = errno;
-    pthread_mutex_lock(&log->pub_mu);
-    log->sync_running = 0;
-    alog_err e = ALOG_OK;
-    if (rc != 0) {
-        err_sys(err, "%s %s", full ? "fsync" : "fdatasync", seg->path);
-        e = log_fail(log, ALOG_EIO);
-    } else if (atomic_load(&log->failed)) {
-        e = failed_err(log);
-    }
-    pthread_cond_broadcast(&log->dur_cv);
+    alog_err e = atomic_load(&log->failed) ? failed_err(log) : run_sync_locked(log, seg, full, 0);
     pthread_mutex_unlock(&log->pub_mu);
     return e;
 }
