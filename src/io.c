@@ -59,6 +59,18 @@ alog_err io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const ch
     return ALOG_OK;
 }
 
+ssize_t io_pread_upto(int fd, void *buf, size_t n, uint64_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = io->pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -1;
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
 alog_err io_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path) {
     uint8_t *p = buf;
     while (n > 0) {

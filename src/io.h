@@ -40,6 +40,9 @@ extern const io_ops io_posix;
  * alog_err with a message naming path, and the bytes that did get written may be
  * anywhere in [off, off+n): the caller cuts them. */
 alog_err io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path);
+/* Reads up to n bytes at off, retrying short reads and EINTR: fewer only where the file
+ * ends. -1 with errno set on failure. */
+ssize_t io_pread_upto(int fd, void *buf, size_t n, uint64_t off);
 /* Reads exactly n bytes at off (ALOG_EIO on a short read, naming path). */
 alog_err io_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path);
 /* fdatasync / fsync through the table, asked again after EINTR. */

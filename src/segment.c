@@ -169,15 +169,7 @@ alog_err segment_file_size(segment *seg, uint64_t *size) {
 }
 
 ssize_t segment_pread(segment *seg, uint64_t pos, void *buf, size_t n) {
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = io->pread(seg->fd, (uint8_t *)buf + got, n - got, (off_t)(pos + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -1;
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
+    return io_pread_upto(seg->fd, buf, n, pos);
 }
 
 /* Takes a reference on m unless it has already been replaced and unmapped (refs 0). */

@@ -131,17 +131,13 @@ static alog_err rd_get(reader *r, uint64_t pos, size_t n, int fresh, const uint8
         r->buf = b;
         r->cap = want;
     }
-    size_t len = 0;
-    while (len < want) {
-        ssize_t k = io->pread(r->fd, r->buf + len, want - len, (off_t)(pos + len));
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) {
-            r->len = 0;
-            return err_sys(errno, "read %s at byte position %" PRIu64, r->path, pos + len);
-        }
-        if (k == 0) break;
-        len += (size_t)k;
+    ssize_t k = io_pread_upto(r->fd, r->buf, want, pos);
+    if (k < 0) {
+        r->len = 0;
+        return err_sys(errno, "read %s (%zu bytes at byte position %" PRIu64 ")", r->path, want,
+                       pos);
     }
+    size_t len = (size_t)k;
     r->off = pos;
     r->len = len;
     *p = r->buf;
