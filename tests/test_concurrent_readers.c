@@ -133,6 +133,7 @@ typedef struct writer_ctx {
     int sync_every; /* alog_sync after this many appends (turns preallocation on), 0: never */
     int threads;
     size_t value_len;
+    int pace_us; /* sleep this long after each batch (keeps the bytes written small), 0: none */
 } writer_ctx;
 
 static void *writer_main(void *arg) {
@@ -148,6 +149,7 @@ static void *writer_main(void *arg) {
     for (long k = 1; !atomic_load(&w->stop); k++) {
         TU_OK(alog_append_batch(w->log, r, 1 + (size_t)(k % 8), NULL));
         if (w->sync_every && k % w->sync_every == 0) TU_OK(alog_sync(w->log));
+        if (w->pace_us) usleep((useconds_t)w->pace_us);
     }
     return NULL;
 }
@@ -340,7 +342,7 @@ static void test_verify_finds_damage_while_writing(void **state) {
     alog_options_init(&o);
     o.fsync_policy = ALOG_FSYNC_NEVER;
     o.segment_bytes = 256 << 10;
-    writer_ctx w = {.threads = 2, .value_len = 1000};
+    writer_ctx w = {.threads = 2, .value_len = 1000, .pace_us = 500};
     TU_OK(alog_open(dir, &o, &w.log));
     append_n(w.log, 700, 1000); /* two sealed segments and more */
     TU_OK(alog_sync(w.log));
@@ -382,13 +384,21 @@ static void test_verify_finds_damage_while_writing(void **state) {
      * written, which can only come after the others. The writer holds the log (so
      * verify treats the segment as being written) but does not append: the segment
      * stays the active one. */
-    TU_OK(alog_flush(w.log));
-    int64_t abase = base_of_active(w.log);
-    tu_segment_path(act, sizeof act, dir, abase, "log");
+    /* The writers above may have filled the big segment and rolled while verify ran
+     * (a slow machine, 64 MiB in a few seconds), leaving a fresh active segment with
+     * few entries: append until the active one has enough. */
+    int64_t abase, entries;
     char aix[4096];
-    tu_segment_path(aix, sizeof aix, dir, abase, "index");
-    int64_t entries = tu_file_size(aix) / 8;
-    assert_true(entries >= 8);
+    for (int round = 0;; round++) {
+        assert_true(round < 1000);
+        append_n(w.log, 50, 1000);
+        TU_OK(alog_flush(w.log));
+        abase = base_of_active(w.log);
+        tu_segment_path(aix, sizeof aix, dir, abase, "index");
+        entries = tu_file_size(aix) / 8;
+        if (entries >= 8) break;
+    }
+    tu_segment_path(act, sizeof act, dir, abase, "log");
     int fd = open(aix, O_WRONLY);
     assert_true(fd >= 0);
     const uint8_t far[4] = {0x7f, 0xff, 0xff, 0xf0};
