@@ -250,7 +250,7 @@ static void scan_all(unsigned stop, int *clean) {
     size_t n = 0;
     while ((e = readdir(d)) && n < 16) {
         size_t len = strlen(e->d_name);
-        if (len == 24 && strcmp(e->d_name + 20, ".log") == 0) snprintf(names[n++], 64, "%s", e->d_name);
+        if (len == 24 && strcmp(e->d_name + 20, ".log") == 0) memcpy(names[n++], e->d_name, len + 1);
     }
     closedir(d);
     for (size_t i = 0; i < n; i++) scan_file(names[i], stop, clean);

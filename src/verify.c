@@ -119,6 +119,8 @@ typedef struct reader {
  * fresh: read them again even if buffered (bytes being written may have changed). */
 static alog_err rd_get(reader *r, uint64_t pos, size_t n, int fresh, const uint8_t **p,
                        size_t *got) {
+    *p = NULL; /* set on every path: -O3 cannot see that an error return leaves them unread */
+    *got = 0;
     if (!fresh && pos >= r->off && pos + n <= r->off + r->len) {
         *p = r->buf + (pos - r->off);
         *got = n;

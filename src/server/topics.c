@@ -943,14 +943,18 @@ int16_t topics_create(topics *t, const char *name, size_t len, int32_t partition
         /* 1. the marker, durable before any directory exists */
         if (tlen < 0 || write_file_synced(marker, text, (size_t)tlen) != 0 ||
             fsync_dir(t->data_dir) != 0) {
-            snprintf(msg, msglen, "cannot write %s: %s", marker, strerror(errno));
+            /* (a path too long for msg is cut short there; the code still says what failed) */
+            if (snprintf(msg, msglen, "cannot write %s: %s", marker, strerror(errno)) < 0)
+                msg[0] = 0;
             rc = KERR_KAFKA_STORAGE_ERROR;
         }
         /* 2. the logs (topic_open_logs fsyncs the data directory after them) */
         if (rc == KERR_NONE) rc = topic_open_logs(t, name, len, &m, 1, &tp, msg, msglen);
         /* 3. the commit point */
         if (rc == KERR_NONE && (rename(marker, final) != 0 || fsync_dir(t->data_dir) != 0)) {
-            snprintf(msg, msglen, "cannot rename %s to %s: %s", marker, final, strerror(errno));
+            if (snprintf(msg, msglen, "cannot rename %s to %s: %s", marker, final,
+                         strerror(errno)) < 0)
+                msg[0] = 0;
             topic_close_logs(tp);
             topic_free(tp);
             tp = NULL;
