@@ -5,7 +5,8 @@
 #   make test     everything CI runs: the suite in a release build, again under
 #                 ASan+UBSan, the concurrent tests under TSan (the engine's threaded
 #                 tests and alogd's socket-level tests, tests/cli/test_alogd_*.sh,
-#                 which run the TSan-built alogd), each fuzz target briefly
+#                 which run the TSan-built alogd), each fuzz target briefly, and a
+#                 compile of everything at -O3 (gcc warns differently there)
 #   make bench    the benchmarks (not part of make test)
 #   make test-long  the long crash-consistency runs (not part of make test)
 #   make install  library, header, CLI, alogd and alog.pc (PREFIX=/usr/local by default)
@@ -15,8 +16,8 @@ PREFIX  ?= /usr/local
 CMAKE_Q  = cmake -S . -Wno-dev --log-level=WARNING
 BUILD    = build
 
-.PHONY: all setup build build-asan build-tsan build-fuzz test test-release test-asan \
-        test-tsan test-fuzz test-long run bench install clean
+.PHONY: all setup build build-asan build-tsan build-fuzz build-o3 test test-release \
+        test-asan test-tsan test-fuzz test-long run bench install clean
 
 all: build
 
@@ -42,6 +43,13 @@ build-fuzz: setup
 	  -DCMAKE_C_COMPILER=clang
 	@cmake --build build-fuzz -j$(JOBS)
 
+# CMAKE_BUILD_TYPE=Release (-O3) is a build users choose; gcc's flow analysis there
+# (-Wmaybe-uninitialized, -Wformat-truncation) finds what -O2 does not. Compiled only.
+build-o3: setup
+	@echo "== everything compiles at -O3 with -Werror =="
+	@$(CMAKE_Q) -B build-o3 -DCMAKE_BUILD_TYPE=Release
+	@cmake --build build-o3 -j$(JOBS)
+
 test-release: build
 	@echo "== tests (release build) =="
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
@@ -66,7 +74,7 @@ test-fuzz: build-fuzz
 	@echo "== fuzz targets (briefly each) =="
 	@cd build-fuzz && ctest --output-on-failure -j$(JOBS) --timeout 600 -L fuzz
 
-test: test-release test-asan test-tsan test-fuzz
+test: build-o3 test-release test-asan test-tsan test-fuzz
 	@echo "make test: all suites passed"
 
 # The long crash-consistency runs: 100,000 crash states and 10,000 kill -9 rounds.
@@ -83,4 +91,4 @@ install: build
 	@cmake --install $(BUILD)
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-o3
