@@ -73,6 +73,12 @@ static void usage(FILE *f) {
             "                           0: never)\n"
             "  --max-connections N      open connections at most (default %d); past it a\n"
             "                           new connection is accepted and closed at once\n"
+            "  --max-partitions N       partitions of all topics together at most\n"
+            "                           (default %d; 0: no limit); creating a topic\n"
+            "                           past it (CreateTopics or auto-creation) gets\n"
+            "                           POLICY_VIOLATION. Each open partition holds a\n"
+            "                           thread and 4 descriptors (3 more per extra\n"
+            "                           segment): keep ulimit -n above that\n"
             "  --no-auto-create         do not create unknown topics on Metadata/Produce\n"
             "  --config FILE            read options from FILE: one 'name = value' a line\n"
             "                           (names as the long options, e.g. 'fsync = always',\n"
@@ -85,7 +91,8 @@ static void usage(FILE *f) {
             "  alogd --data /tmp/alogd --listen 127.0.0.1:9092 &\n"
             "  echo hello | kcat -b 127.0.0.1:9092 -P -t demo\n"
             "  kcat -b 127.0.0.1:9092 -C -t demo -e\n",
-            ALOGD_DEFAULT_PORT, ALOGD_DEFAULT_IDLE_MS, ALOGD_DEFAULT_MAX_CONNECTIONS);
+            ALOGD_DEFAULT_PORT, ALOGD_DEFAULT_IDLE_MS, ALOGD_DEFAULT_MAX_CONNECTIONS,
+            ALOGD_DEFAULT_MAX_PARTITIONS);
 }
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -229,6 +236,10 @@ static int apply_option(server_cfg *cfg, char *data_buf, size_t data_len, const 
         if (parse_count(value, &n) || n < 1 || n > 10000000)
             return fail("%s: max-connections must be 1..10000000, not '%s'", where, value);
         cfg->max_connections = (int)n;
+    } else if (!strcmp(name, "max-partitions")) {
+        if (parse_count(value, &n) || n > 10000000)
+            return fail("%s: max-partitions must be 0..10000000, not '%s'", where, value);
+        cfg->max_partitions = (int)n;
     } else if (!strcmp(name, "retention-check-ms")) {
         if (parse_size(value, &n) || n > INT32_MAX)
             return fail("%s: retention-check-ms must be 0..%d, not '%s'", where, INT32_MAX, value);
@@ -311,6 +322,7 @@ int main(int argc, char **argv) {
     cfg->auto_create = 1;
     cfg->idle_timeout_ms = ALOGD_DEFAULT_IDLE_MS;
     cfg->max_connections = ALOGD_DEFAULT_MAX_CONNECTIONS;
+    cfg->max_partitions = ALOGD_DEFAULT_MAX_PARTITIONS;
 
     static const struct option opts[] = {
         {"data", required_argument, NULL, 0},
@@ -324,6 +336,7 @@ int main(int argc, char **argv) {
         {"retention-bytes", required_argument, NULL, 0},
         {"idle-timeout-ms", required_argument, NULL, 0},
         {"max-connections", required_argument, NULL, 0},
+        {"max-partitions", required_argument, NULL, 0},
         {"no-auto-create", no_argument, NULL, 0},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"help", no_argument, NULL, OPT_HELP},
@@ -389,6 +402,7 @@ int main(int argc, char **argv) {
     tc.log_opts.fsync_policy = ALOG_FSYNC_INTERVAL;
     tc.log_opts.fsync_interval_ms = 1000;
     tc.retention_check_ms = g_retention_check_ms;
+    tc.max_partitions = cfg->max_partitions;
     if (cfg->segment_bytes) tc.log_opts.segment_bytes = cfg->segment_bytes;
     tc.log_opts.retention_bytes = cfg->retention_bytes;
     /* A batch may be as large as a request. */
@@ -414,6 +428,17 @@ int main(int argc, char **argv) {
         topics_close(srv.topics);
         return 1;
     }
+    /* The limits are meant to bind before the descriptors run out: say so if not. */
+    struct rlimit rl;
+    uint64_t need = 4 * (uint64_t)cfg->max_partitions + (uint64_t)cfg->max_connections + 64;
+    if (cfg->max_partitions > 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+        rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        fprintf(stderr,
+                "alogd: warning: the open files limit (ulimit -n) is %llu, below the %llu "
+                "that --max-partitions %d and --max-connections %d may take (4 a partition, "
+                "1 a connection): raise it or lower them\n",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)need, cfg->max_partitions,
+                cfg->max_connections);
     fprintf(stderr,
             "alogd: listening on %s:%d (advertised as %s:%d), data in %s, fsync %s, "
             "auto-create %s, %d partition%s by default, %d threads\n",

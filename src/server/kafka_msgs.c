@@ -87,6 +87,7 @@ const char *kafka_err_name(int16_t code) {
     case KERR_INVALID_REPLICA_ASSIGNMENT: return "INVALID_REPLICA_ASSIGNMENT";
     case KERR_INVALID_CONFIG: return "INVALID_CONFIG";
     case KERR_INVALID_REQUEST: return "INVALID_REQUEST";
+    case KERR_POLICY_VIOLATION: return "POLICY_VIOLATION";
     case KERR_KAFKA_STORAGE_ERROR: return "KAFKA_STORAGE_ERROR";
     case KERR_INVALID_RECORD: return "INVALID_RECORD";
     default: return "?";

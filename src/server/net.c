@@ -21,8 +21,17 @@
  * Order: each request gets a slot in its connection's queue when it is decoded; its
  * response fills the slot whenever it is ready (at once, after an fsync, after a
  * long-poll), and bytes leave only from the head of the queue, so responses go out in
- * request order. A connection with 64 requests in flight or 64 MiB of unsent output
- * is not read further until that drains (back-pressure on its TCP window).
+ * request order. A connection with 64 requests in flight, 64 MiB of them (their frames,
+ * each kept until its request ends: a parked Fetch holds its copy, and its decoded
+ * form about as large again, until it is answered; 64 parked Fetches of 4.5 MB held
+ * 625 MB) or 64 MiB of unsent output is not read further until that drains
+ * (back-pressure on its TCP window). One request of any size up to
+ * --max-request-bytes is still taken when below those. A Fetch
+ * response takes at most the room left under those 64 MiB (request_out_room; at least
+ * one batch, as KIP-74), so that 64 parked Fetches answered together (their deadline,
+ * or data arrived) cannot queue 64 full responses: each could hold --max-request-bytes
+ * of records copied into its buffer (a Fetch naming one partition 3,000 times, each
+ * time a 30 KB batch, is 90 MB), 64 of them gigabytes on one connection.
  *
  * Sending: a slot holds the encoded response and, for a Fetch, file ranges (segment
  * fd, position, length) that belong at given places in it (api.c decides which
@@ -105,6 +114,7 @@ struct conn {
     slot *head, *tail; /* responses in request order */
     int nslots;
     size_t unsent;
+    size_t req_bytes; /* the frames of its requests in flight (parked Fetches too) */
     int refs;    /* 1 while open + 1 per live request */
     int closed;
     int stalled; /* stopped reading for back-pressure; resume when it drains */
@@ -268,10 +278,15 @@ static void conn_free(conn *c) {
     free(c);
 }
 
+static void conn_maybe_resume(conn *c);
+
 static void request_free(request *r) {
+    conn *c = r->c;
     karena_free(&r->arena);
     free(r->buf);
-    conn_unref(r->c);
+    c->req_bytes -= r->len;
+    if (!c->closed) conn_maybe_resume(c);
+    conn_unref(c);
     free(r);
 }
 
@@ -306,7 +321,17 @@ static void conn_close(conn *c, const char *why) {
 }
 
 static int conn_can_take(const conn *c) {
-    return c->nslots < MAX_INFLIGHT && c->unsent < MAX_UNSENT && !c->w->draining;
+    return c->nslots < MAX_INFLIGHT && c->unsent < MAX_UNSENT && c->req_bytes < MAX_UNSENT &&
+           !c->w->draining;
+}
+
+/* A stalled connection that can take requests again is read at the end of the loop. */
+static void conn_maybe_resume(conn *c) {
+    if (c->stalled && conn_can_take(c) && !c->want_resume) {
+        c->want_resume = 1;
+        c->resume_next = c->w->resume;
+        c->w->resume = c;
+    }
 }
 
 /* Sends what the socket takes of response s: the bytes of out, and at their places
@@ -381,11 +406,7 @@ static void conn_flush(conn *c) {
         conn_close(c, NULL);
         return;
     }
-    if (c->stalled && conn_can_take(c) && !c->want_resume) {
-        c->want_resume = 1;
-        c->resume_next = c->w->resume;
-        c->w->resume = c;
-    }
+    conn_maybe_resume(c);
 }
 
 static slot *conn_new_slot(conn *c) {
@@ -403,6 +424,10 @@ static slot *conn_new_slot(conn *c) {
 /* ---- requests ----------------------------------------------------------------------- */
 
 const char *request_peer(const request *r) { return r->c->peer; }
+
+uint64_t request_out_room(const request *r) {
+    return r->c->unsent < MAX_UNSENT ? MAX_UNSENT - r->c->unsent : 0;
+}
 
 static void slot_done(conn *c, slot *s) {
     s->ready = 1;
@@ -523,6 +548,7 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len) {
     }
     memcpy(r->buf, p, len);
     r->len = len;
+    c->req_bytes += len;
     r->srv = w->srv;
     r->w = w;
     r->c = c;

@@ -29,6 +29,7 @@
 #define ALOGD_THREADS 2
 #define ALOGD_DEFAULT_IDLE_MS 600000 /* Kafka's connections.max.idle.ms: 10 minutes */
 #define ALOGD_DEFAULT_MAX_CONNECTIONS 10000
+#define ALOGD_DEFAULT_MAX_PARTITIONS 4000 /* each: a thread and 4+ descriptors */
 
 typedef struct server_cfg {
     const char *data_dir;
@@ -44,6 +45,7 @@ typedef struct server_cfg {
     uint64_t retention_bytes; /* per partition; 0 = no limit */
     int64_t idle_timeout_ms; /* close connections idle this long; 0 = never */
     int max_connections;     /* open connections beyond this are refused */
+    int max_partitions;      /* partitions open at most, all topics; 0 = no limit */
 } server_cfg;
 
 typedef struct worker worker;
@@ -108,6 +110,9 @@ void worker_post(worker *w, wtask *t);
 int worker_draining(const worker *w);
 /* The peer's address, for log lines ("127.0.0.1:53122"). */
 const char *request_peer(const request *r);
+/* Bytes r's connection may still queue before its unsent output reaches the 64 MiB
+ * back-pressure bound (0 if it is there): a Fetch answers with no more than that. */
+uint64_t request_out_room(const request *r);
 int64_t mono_ms(void);
 
 /* ---- api.c, for net.c ---------------------------------------------------------- */

@@ -63,6 +63,11 @@
  * and only then may a topic of the same name be created again (until then creation
  * answers TOPIC_ALREADY_EXISTS, and auto-creation LEADER_NOT_AVAILABLE, which clients
  * retry). That is why no path of a dying topic can ever be reused by a new one.
+ *
+ * Partitions open (live and dying topics' logs) are counted against max_partitions
+ * (--max-partitions): each holds a thread and descriptors, and any peer may create
+ * topics, so creation past it gets POLICY_VIOLATION. Topics found at start are opened
+ * whatever their count (they exist; refusing them would hide their records).
  */
 #include "topics.h"
 
@@ -127,6 +132,7 @@ struct topic {
     char *broken; /* set: unavailable, why (no logs open) */
     int refs;     /* under reg->mu */
     int deleted;  /* under reg->mu */
+    int counted;  /* its nparts are in reg->nparts_open (its logs are open) */
 };
 
 struct topics {
@@ -140,6 +146,7 @@ struct topics {
     topic **dying;
     size_t ndying, cap_dying;
     unsigned long trash_seq;
+    int64_t nparts_open; /* under mu: partitions of topics with open logs (max_partitions) */
     /* the retention thread */
     pthread_t ret_thread;
     int ret_started;
@@ -401,6 +408,12 @@ static void topic_free(topic *tp) {
 
 /* Closes the logs of tp (those opened). */
 static void topic_close_logs(topic *tp) {
+    if (tp->counted) {
+        pthread_mutex_lock(&tp->reg->mu);
+        tp->reg->nparts_open -= tp->nparts;
+        pthread_mutex_unlock(&tp->reg->mu);
+        tp->counted = 0;
+    }
     for (int32_t p = 0; p < tp->nparts && tp->logs; p++) {
         if (!tp->logs[p]) continue;
         if (alog_close(tp->logs[p]) != ALOG_OK)
@@ -479,6 +492,10 @@ static int16_t topic_open_logs(topics *t, const char *name, size_t len, const to
         return rc;
     }
     free(created);
+    pthread_mutex_lock(&t->mu);
+    t->nparts_open += nparts;
+    pthread_mutex_unlock(&t->mu);
+    tp->counted = 1;
     tp->refs = 1; /* the registry's */
     *out = tp;
     return KERR_NONE;
@@ -925,6 +942,9 @@ int16_t topics_create(topics *t, const char *name, size_t len, int32_t partition
     const char *broken = exists ? t->live[at]->broken : NULL;
     if (broken) snprintf(msg, msglen, "topic '%.*s' exists but is unavailable: %s", (int)len,
                          name, broken);
+    /* Creation is serialised (create_mu) and deletion only lowers the count: what is
+     * checked here still holds when the logs are opened. */
+    int64_t open_parts = t->nparts_open;
     pthread_mutex_unlock(&t->mu);
     int16_t rc = KERR_NONE;
     if (exists || dying) {
@@ -933,6 +953,12 @@ int16_t topics_create(topics *t, const char *name, size_t len, int32_t partition
                                         : "topic '%.*s' already exists",
                      (int)len, name);
         rc = KERR_TOPIC_ALREADY_EXISTS;
+    } else if (t->cfg.max_partitions > 0 && open_parts + partitions > t->cfg.max_partitions) {
+        snprintf(msg, msglen, "topic '%.*s' with %d partition%s would make %" PRId64
+                 " partitions open, more than the %d alogd serves at most (--max-partitions)",
+                 (int)len, name, partitions, partitions == 1 ? "" : "s",
+                 open_parts + partitions, t->cfg.max_partitions);
+        rc = KERR_POLICY_VIOLATION;
     } else if (!validate_only) {
         char tname[TOPIC_NAME_MAX + 1], marker[4096], final[4096], text[2048];
         snprintf(tname, sizeof tname, "%.*s", (int)len, name);

@@ -36,6 +36,13 @@ typedef struct topics_config {
     /* Period of the background retention check (Kafka's
      * log.retention.check.interval.ms); 0 = none (retention then runs only at rolls). */
     int retention_check_ms;
+    /* Partitions open at most, over every topic (--max-partitions); 0 = no limit. Each
+     * open partition holds a thread (its log's fsync thread) and its segments' files
+     * (3 descriptors a segment, 1 more for the log): a peer that may create topics
+     * (CreateTopics, or auto-creation by naming them in Metadata/Produce) would
+     * otherwise exhaust the process's descriptors and threads. Creation past it gets
+     * POLICY_VIOLATION; the topics found at start are opened whatever their count. */
+    int max_partitions;
 } topics_config;
 
 /* One topic config of a CreateTopics request: name and value, not NUL-terminated;
@@ -74,12 +81,13 @@ const char *topic_name_invalid(const char *name, size_t len);
  * if it does not exist (auto-creation). Returns a Kafka error code: 0 with *out a
  * reference; UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION (bad name, only when
  * creating); LEADER_NOT_AVAILABLE (being deleted, retry); KAFKA_STORAGE_ERROR (the
- * logs could not be created, or the topic is unavailable: see topics_open). */
+ * logs could not be created, or the topic is unavailable: see topics_open);
+ * POLICY_VIOLATION (creating it would pass max_partitions). */
 int16_t topics_get(topics *t, const char *name, size_t len, int create, topic **out);
 
 /* CreateTopics: partitions < 0 means the default; configs are Kafka topic configs
  * (INVALID_CONFIG for unknown or unsupported ones and bad values). validate_only
- * checks only. Returns a Kafka error code; msg (msglen bytes) gets a message for
+ * checks only. POLICY_VIOLATION if the partitions open would pass max_partitions. Returns a Kafka error code; msg (msglen bytes) gets a message for
  * errors. */
 int16_t topics_create(topics *t, const char *name, size_t len, int32_t partitions,
                       const topic_kv *configs, size_t nconfigs, int validate_only, char *msg,

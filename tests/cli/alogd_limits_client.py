@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""alogd_limits_client.py -- the checks of test_alogd_limits.sh: what an untrusted peer
+may make alogd hold.
+
+Builds on alogd_client.py and alogd_topics_client.py (the Kafka encoding written from
+the message schemas, independently of alogd's codec).
+
+Usage:
+  alogd_limits_client.py PORT partitions LOG
+      the server runs with --max-partitions 10: CreateTopics and auto-creation past it
+      get POLICY_VIOLATION (44) with a message, and deleting a topic frees its share.
+  alogd_limits_client.py PORT repeats
+      a topic named more than once: Metadata answers it once, CreateTopics refuses
+      every occurrence (INVALID_REQUEST); both with tens of thousands of names.
+  alogd_limits_client.py PORT reqbytes PID
+      a connection pipelining big long polls is not read past 64 MiB of requests in
+      flight (PID: alogd, for its VmRSS).
+  alogd_limits_client.py PORT fetchroom
+      Fetch responses answered together (parked Fetches reaching their deadline) on a
+      connection that reads nothing queue no more than the 64 MiB back-pressure bound
+      (net.c), whatever each one asked for.
+Exits non-zero with a message on the first failed check.
+"""
+import os
+import select
+import socket
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import alogd_client as kc  # noqa: E402  (PORT is argv[1])
+import alogd_topics_client as tc  # noqa: E402
+
+kc.TAG = "test_alogd_limits"
+check, fail = kc.check, kc.fail
+i8, i32, i64, string, array = kc.i8, kc.i32, kc.i64, kc.string, kc.array
+POLICY_VIOLATION = 44
+
+
+def phase_partitions(log_path):
+    c = kc.Conn()
+    r = tc.create_topics(c, [("a", 4, {}), ("b", 4, {})])
+    check(r == {"a": (0, None), "b": (0, None)}, "8 of 10 partitions are created: %r" % r)
+    # 8 + 3 > 10: refused, even to validate only; nothing of it is on disk.
+    for vo in (True, False):
+        r = tc.create_topics(c, [("c", 3, {})], validate_only=vo)
+        err, msg = r["c"]
+        check(err == POLICY_VIOLATION, "3 more partitions (validate_only %s): error %d"
+              % (vo, err))
+        check("would make 11 partitions open, more than the 10 alogd serves at most "
+              "(--max-partitions)" in (msg or ""), "the refusal says why: %r" % msg)
+    r = tc.create_topics(c, [("c", 2, {})])
+    check(r["c"] == (0, None), "2 more partitions make exactly 10: %r" % (r["c"],))
+    # Auto-creation (1 partition by default) is refused the same way, and one Metadata
+    # naming many topics creates none of them.
+    _, ts = kc.metadata(c, 4, ["auto-%d" % i for i in range(500)])
+    errs = set(t["err"] for t in ts.values())
+    check(errs == {POLICY_VIOLATION}, "auto-creation past the limit: errors %r" % errs)
+    _, ts = kc.metadata(c, 0, [])  # v0: an empty list is every topic
+    check(sorted(ts) == ["a", "b", "c"], "no topic was auto-created: %r" % sorted(ts))
+    # Deleting a topic frees its partitions (once alogd dropped its last reference).
+    kc.delete_topics(c, 3, ["a"])
+    ok = False
+    for _ in range(200):
+        r = tc.create_topics(c, [("d", 4, {})])
+        if r["d"][0] == 0:
+            ok = True
+            break
+        time.sleep(0.05)
+    check(ok, "after deleting a's 4 partitions, 4 more are created: %r" % (r["d"],))
+    with open(log_path) as f:
+        log = f.read()
+    check("topic auto-" not in log, "no auto-created topic in the log")
+    c.close()
+
+
+def metadata_topics(c, names):
+    """Metadata v4 (no auto-creation): the topics of the response as a list, in order
+    and with any repeats, of (name, error, partition count)."""
+    r = c.call(kc.METADATA, 4, array(names, string) + i8(0))
+    r.i32()
+    r.array(lambda r: (r.i32(), r.string(), r.i32(), r.string()))
+    r.string()
+    r.i32()
+
+    def part(r):
+        r.i16(), r.i32(), r.i32(), r.array(lambda r: r.i32()), r.array(lambda r: r.i32())
+
+    out = r.array(lambda r: (r.i16(), r.string(), r.i8(), len(r.array(part))))
+    r.end()
+    return [(n, e, k) for e, n, _, k in out]
+
+
+def phase_repeats():
+    c = kc.Conn()
+    r = tc.create_topics(c, [("wide", 50, {})])
+    check(r["wide"] == (0, None), "create wide: %r" % (r["wide"],))
+    # A topic named several times is answered once (Kafka takes the names as a set):
+    # 20,000 times a 50-partition topic would otherwise be a 26 MB response.
+    ts = metadata_topics(c, ["wide", "nope", "wide", "wide", "nope"] + ["wide"] * 20000)
+    check(ts == [("wide", 0, 50), ("nope", 3, 0)],
+          "Metadata with repeated names: each once, in first-seen order: %r" % ts[:4])
+    # CreateTopics: every occurrence of a repeated name is refused (INVALID_REQUEST),
+    # wherever the repeats are among many names; the others are judged on their own.
+    names = ["n%06d" % i for i in range(50000)]
+    names[49999] = names[0]
+    names[30000] = names[20000] = "wide"
+    topics = [(n, 1, {"segment.bytes": "bad"}) for n in names]
+    r = tc.create_topics(c, topics, validate_only=True)
+    errs = {}
+    for n, (e, _) in r.items():
+        errs[e] = errs.get(e, 0) + 1
+    check(r[names[0]][0] == 42 and r["wide"][0] == 42,
+          "repeated names get INVALID_REQUEST: %r %r" % (r[names[0]], r["wide"]))
+    check(errs == {42: 2, 40: 49996}, "the other names get INVALID_CONFIG: %r" % errs)
+    c.close()
+
+
+def recv_into(s, n):
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = s.recv_into(view[got:], n - got)
+        if k == 0:
+            fail("connection closed by alogd while reading a response")
+        got += k
+    return bytes(buf)
+
+
+def phase_fetchroom():
+    c = kc.Conn()
+    c.s.settimeout(60)
+    batch = tc.make_batch([b"x" * 30000], 1700000000000)  # under 32 KiB: copied, not sent
+    r = tc.produce(c, "room", 0, batch)                   # from the file
+    check(r["err"] == 0, "produce: %r" % r)
+    # Each Fetch names the partition 2,000 times: ~60 MB of records copied into its
+    # response. min_bytes cannot be reached, so all park and expire together.
+    nrep, nfetch = 2000, 8
+    part = i32(0) + i32(-1) + i64(0) + i64(-1) + i32(1 << 20)
+    body = (i32(-1) + i32(300) + i32(0x7fffffff) + i32(0x7fffffff) + i8(1) + i32(0) + i32(-1)
+            + array(["room"], lambda t: string(t) + array([part] * nrep, lambda x: x))
+            + array([], None) + string(""))
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", kc.PORT))
+    s.settimeout(120)
+    s.sendall(b"".join(kc.frame(kc.FETCH, 11, k + 1, body) for k in range(nfetch)))
+    time.sleep(3)  # the deadlines (300 ms) pass while nothing is read
+    total, with_records = 0, 0
+    for k in range(nfetch):
+        size = struct.unpack(">i", recv_into(s, 4))[0]
+        rd = kc.Reader(recv_into(s, size))
+        check(rd.i32() == k + 1, "correlation id of Fetch %d" % (k + 1))
+        f = kc.fetch_parse(rd, 11)
+        check(f["err"] == 0, "Fetch %d: error %d" % (k + 1, f["err"]))
+        if f["records"]:
+            with_records += 1
+        total += size
+    # Without the bound: 8 x ~60 MB. With it: 64 MiB, plus a batch per response (KIP-74:
+    # a response still carries a first batch) and what the kernel buffers took.
+    check(total < 100 << 20, "8 parked Fetches answered at once queued %d bytes (at most "
+          "64 MiB plus a batch each expected)" % total)
+    check(with_records == nfetch, "every response carries records (%d of %d)"
+          % (with_records, nfetch))
+    s.close()
+    c.close()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    fail("no VmRSS for pid %d" % pid)
+
+
+def phase_reqbytes(pid):
+    """64 long polls of 4.5 MB each (150,000 partitions named) on one connection: alogd
+    keeps each request (and its decoded form) until it is answered, so it must stop
+    reading once 64 MiB of requests are in flight, not take all 64 (288 MB, which it
+    held as some 650 MB)."""
+    c = kc.Conn()
+    kc.metadata(c, 4, ["polls"])
+    part = i32(0) + i32(-1) + i64(0) + i64(-1) + i32(1 << 20)
+    body = (i32(-1) + i32(60000) + i32(0x7fffffff) + i32(0x7fffffff) + i8(1) + i32(0)
+            + i32(-1) + array(["polls"], lambda t: string(t) + array([part] * 150000,
+                                                                     lambda x: x))
+            + array([], None) + string(""))
+    before = rss_kb(pid)
+    s = socket.create_connection(("127.0.0.1", kc.PORT))
+    data = b"".join(kc.frame(kc.FETCH, 11, k + 1, body) for k in range(64))
+    view, sent = memoryview(data), 0
+    s.setblocking(False)
+    while sent < len(data):
+        _, w, _ = select.select([], [s], [], 2)
+        if not w:
+            break  # alogd stopped reading: back-pressure
+        try:
+            sent += s.send(view[sent:sent + (1 << 20)])
+        except BlockingIOError:
+            pass
+    time.sleep(1)
+    grown = (rss_kb(pid) - before) // 1024
+    check(sent < len(data), "alogd read all 64 requests (%d MB) of one connection"
+          % (len(data) >> 20))
+    if os.environ.get("ALOG_INSTRUMENTED", "0") != "1":  # sanitizers' memory is theirs
+        check(grown < 350, "64 MiB of requests in flight (and their decoded form) grew "
+              "alogd by %d MB" % grown)
+    s.close()
+    c.close()
+
+
+def main():
+    phase = sys.argv[2]
+    if phase == "partitions":
+        phase_partitions(sys.argv[3])
+    elif phase == "repeats":
+        phase_repeats()
+    elif phase == "reqbytes":
+        phase_reqbytes(int(sys.argv[3]))
+    elif phase == "fetchroom":
+        phase_fetchroom()
+    else:
+        fail("unknown phase " + phase)
+    print("%s: %d checks passed" % (phase, kc.CHECKS))
+
+
+if __name__ == "__main__":
+    main()
