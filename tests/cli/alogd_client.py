@@ -38,6 +38,15 @@ def check(cond, msg):
         fail(msg)
 
 
+def proc_status_kib(pid, field):
+    """A kB figure of /proc/PID/status (VmRSS, RssAnon, ...) of a process (alogd)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    fail("no %s in /proc/%d/status" % (field, pid))
+
+
 # ---- encoding ----------------------------------------------------------------------
 
 def i8(v): return struct.pack(">b", v)

@@ -151,14 +151,6 @@ def served(conn):
     return struct.unpack(">i", got[4:8])[0] == 99
 
 
-def rss_anon_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    fail("no RssAnon in /proc/%d/status" % pid)
-
-
 def deleted_segments_held(pid, part_dir):
     """The .log files of part_dir that alogd holds open although they were deleted."""
     out = []
@@ -276,12 +268,12 @@ def phase_fetch(src_path, data_dir, pid, log_path):
     # have all the records queued (more than the socket takes), alogd's anonymous
     # memory grows by far less than the 6 copies a copying server would hold.
     kc.Conn().close()
-    before = rss_anon_kib(pid)
+    before = kc.proc_status_kib(pid, "RssAnon")
     slow = [SlowConn() for _ in range(6)]
     corrs = [x.send(FETCH, 11, fetch_body("big", [(0, 0, len(src) + 1)], 50 << 20))
              for x in slow]
     heads = [x.recv_exact(4) for x in slow]  # the response is built and queued
-    grown = rss_anon_kib(pid) - before
+    grown = kc.proc_status_kib(pid, "RssAnon") - before
     queued_kib = 6 * len(src) // 1024
     check(grown < queued_kib // 4,
           "alogd's RssAnon grew by %d KiB with %d KiB of Fetch responses queued: the "

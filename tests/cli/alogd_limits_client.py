@@ -167,14 +167,6 @@ def phase_fetchroom():
     c.close()
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    fail("no VmRSS for pid %d" % pid)
-
-
 def phase_reqbytes(pid):
     """64 long polls of 4.5 MB each (150,000 partitions named) on one connection: alogd
     keeps each request (and its decoded form) until it is answered, so it must stop
@@ -187,7 +179,7 @@ def phase_reqbytes(pid):
             + i32(-1) + array(["polls"], lambda t: string(t) + array([part] * 150000,
                                                                      lambda x: x))
             + array([], None) + string(""))
-    before = rss_kb(pid)
+    before = kc.proc_status_kib(pid, "VmRSS")
     s = socket.create_connection(("127.0.0.1", kc.PORT))
     data = b"".join(kc.frame(kc.FETCH, 11, k + 1, body) for k in range(64))
     view, sent = memoryview(data), 0
@@ -201,7 +193,7 @@ def phase_reqbytes(pid):
         except BlockingIOError:
             pass
     time.sleep(1)
-    grown = (rss_kb(pid) - before) // 1024
+    grown = (kc.proc_status_kib(pid, "VmRSS") - before) // 1024
     check(sent < len(data), "alogd read all 64 requests (%d MB) of one connection"
           % (len(data) >> 20))
     if os.environ.get("ALOG_INSTRUMENTED", "0") != "1":  # sanitizers' memory is theirs
