@@ -87,8 +87,8 @@ int16_t topics_get(topics *t, const char *name, size_t len, int create, topic **
 
 /* CreateTopics: partitions < 0 means the default; configs are Kafka topic configs
  * (INVALID_CONFIG for unknown or unsupported ones and bad values). validate_only
- * checks only. POLICY_VIOLATION if the partitions open would pass max_partitions. Returns a Kafka error code; msg (msglen bytes) gets a message for
- * errors. */
+ * checks only. POLICY_VIOLATION if the partitions open would pass max_partitions.
+ * Returns a Kafka error code; msg (msglen bytes) gets a message for errors. */
 int16_t topics_create(topics *t, const char *name, size_t len, int32_t partitions,
                       const topic_kv *configs, size_t nconfigs, int validate_only, char *msg,
                       size_t msglen);
