@@ -94,13 +94,18 @@ typedef struct name_ix {
     int32_t ix;
 } name_ix;
 
+static int cmp_kstr(kstr x, kstr y) {
+    int32_t ml = x.len < y.len ? x.len : y.len; /* len -1: null, before every string */
+    int c = ml > 0 ? memcmp(x.p, y.p, (size_t)ml) : 0;
+    if (c) return c;
+    return x.len < y.len ? -1 : x.len > y.len;
+}
+
+/* By name, then by index (so the first occurrence of a name sorts first). */
 static int cmp_name_ix(const void *a, const void *b) {
     const name_ix *x = a, *y = b;
-    int32_t xl = x->name.len, yl = y->name.len; /* -1: null, before every string */
-    int32_t ml = xl < yl ? xl : yl;
-    int c = ml > 0 ? memcmp(x->name.p, y->name.p, (size_t)ml) : 0;
+    int c = cmp_kstr(x->name, y->name);
     if (c) return c;
-    if (xl != yl) return xl < yl ? -1 : 1;
     return x->ix < y->ix ? -1 : x->ix > y->ix;
 }
 
@@ -117,8 +122,7 @@ static int find_repeats(request *r, int32_t n, kstr (*name)(const void *, int32_
     if (n > 1) qsort(v, (size_t)n, sizeof *v, cmp_name_ix);
     for (int32_t k = 0; k < n;) {
         int32_t e = k + 1;
-        while (e < n && cmp_name_ix(&(name_ix){v[k].name, 0}, &(name_ix){v[e].name, 0}) == 0)
-            e++;
+        while (e < n && cmp_kstr(v[k].name, v[e].name) == 0) e++;
         for (int32_t j = k; j < e; j++) {
             first[v[j].ix] = v[k].ix; /* ties sort by index: v[k] is the first */
             if (multi) multi[v[j].ix] = e - k > 1;
