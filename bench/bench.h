@@ -8,7 +8,8 @@
  *   bench_alog.c   alog appends, the write() loop on alog's bytes, scans, time index
  *   bench_peers.c  SQLite, LMDB and RocksDB doing the same appends
  *   bench_durable.c  durable appends (acknowledged only once fsynced) from 1 to 64
- *                    writer threads: alog, write+fdatasync, SQLite, RocksDB, LMDB
+ *                    writer threads: alog, write+fdatasync, group fdatasync (a
+ *                    minimal group commit), SQLite, RocksDB, LMDB
  *
  * A workload is n records with a null key, no headers, a value of vlen bytes taken from
  * a pool of random (incompressible) bytes at a position that depends on the record
@@ -127,7 +128,7 @@ run_result rocksdb_run(const workload *w, const char *dir);
 /* Durable appends: T threads each append DUR_VLEN-byte records, one per call, each
  * call returning only once its record is durable, for a fixed wall time. */
 #define DUR_VLEN 100
-enum { DUR_ALOG, DUR_FSYNC, DUR_SQLITE, DUR_ROCKSDB, DUR_LMDB, DUR_NSYS };
+enum { DUR_ALOG, DUR_FSYNC, DUR_GROUP, DUR_SQLITE, DUR_ROCKSDB, DUR_LMDB, DUR_NSYS };
 typedef struct durable_result {
     run_result r; /* ok, secs (the cell's wall time), records acknowledged within it */
     double p50_us, p99_us, p999_us, max_us; /* latency of one call, all threads' calls */
