@@ -313,6 +313,10 @@ int main(int argc, char **argv) {
     raise_fd_limit();
     server srv;
     memset(&srv, 0, sizeof srv);
+    /* For the test of the parked-Fetch wake-up race only (server.h); at most 1 s. */
+    const char *tpd = getenv("ALOGD_TEST_PARK_DELAY_US");
+    long tpd_us = tpd ? strtol(tpd, NULL, 10) : 0;
+    if (tpd_us > 0) srv.test_park_delay_us = tpd_us > 1000000 ? 1000000 : (int)tpd_us;
     server_cfg *cfg = &srv.cfg;
     cfg->data_dir = DEFAULT_DATA;
     snprintf(cfg->listen_host, sizeof cfg->listen_host, "%s", DEFAULT_HOST);

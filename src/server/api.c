@@ -658,16 +658,25 @@ static int fetch_try(request *r, int force) {
     return ready;
 }
 
-static void fetch(request *r) {
-    r->deadline_ms = mono_ms() + (r->req.u.fetch.max_wait_ms > 0 ? r->req.u.fetch.max_wait_ms : 0);
-    if (!fetch_try(r, 0)) request_park(r, r->deadline_ms);
-}
-
-int api_fetch_retry(request *r, int expired) {
-    if (fetch_try(r, expired)) return 1;
-    request_park(r, r->deadline_ms);
+/* Answers r if it can, else parks it. The epoch is read before the attempt (see
+ * server_data_arrived). Returns 1 if answered. */
+static int fetch_or_park(request *r, int force) {
+    unsigned epoch = server_data_epoch(r->srv);
+    if (fetch_try(r, force)) return 1;
+    if (r->srv->test_park_delay_us) {
+        int us = r->srv->test_park_delay_us;
+        nanosleep(&(struct timespec){us / 1000000, (long)(us % 1000000) * 1000}, NULL);
+    }
+    request_park(r, r->deadline_ms, epoch);
     return 0;
 }
+
+static void fetch(request *r) {
+    r->deadline_ms = mono_ms() + (r->req.u.fetch.max_wait_ms > 0 ? r->req.u.fetch.max_wait_ms : 0);
+    fetch_or_park(r, 0);
+}
+
+int api_fetch_retry(request *r, int expired) { return fetch_or_park(r, expired); }
 
 /* ---- ListOffsets -------------------------------------------------------------------- */
 

@@ -60,6 +60,10 @@ typedef struct server {
     char host[256]; /* advertised host and port */
     int port;
     atomic_int nconns; /* open connections, all workers (--max-connections) */
+    atomic_uint data_epoch; /* bumped by every server_data_arrived() (request_park) */
+    /* ALOGD_TEST_PARK_DELAY_US, tests only: a Fetch that found too little waits this
+     * long before it parks, which widens the window that request_park's epoch closes. */
+    int test_park_delay_us;
 } server;
 
 /* A unit of work posted to a worker from any thread; runs on the worker's thread.
@@ -100,10 +104,13 @@ void request_no_response(request *r);
 /* Closes r's connection with a log line naming why; frees r. */
 void request_close_conn(request *r, const char *why);
 /* Parks a Fetch until deadline_ms (monotonic) or until data arrives: then
- * api_fetch_retry() is called again. */
-void request_park(request *r, int64_t deadline_ms);
+ * api_fetch_retry() is called again. epoch: server_data_epoch() read before the attempt
+ * that found too little; if data arrived since, the Fetch is retried at once. */
+void request_park(request *r, int64_t deadline_ms, unsigned epoch);
 /* New data was appended: wakes the parked Fetches of every worker. Any thread. */
 void server_data_arrived(server *s);
+/* How many times server_data_arrived() was called (it wraps). Any thread. */
+unsigned server_data_epoch(server *s);
 /* Runs t->fn on w's thread soon. Any thread; never fails. */
 void worker_post(worker *w, wtask *t);
 /* 1 while the worker is shutting down (parked requests must answer now). */

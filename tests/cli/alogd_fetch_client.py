@@ -16,6 +16,9 @@ Usage:
       the server runs with --idle-timeout-ms 500.
   alogd_fetch_client.py PORT maxconn LOG
       the server runs with --max-connections 3.
+  alogd_fetch_client.py PORT wakeup SRC
+      the server runs with ALOGD_TEST_PARK_DELAY_US=50000 (every Fetch that finds too
+      little waits 50 ms before it parks); SRC as for fetch.
 Exits non-zero with a message on the first failed check.
 """
 import os
@@ -372,6 +375,44 @@ def phase_maxconn(log_path):
         check(served(x), "the other connections are still served")
 
 
+def phase_wakeup(src_path):
+    """A long poll is answered when its record arrives, also when the record is
+    appended on the other worker while the Fetch is between its attempt and its
+    parking (the window the server's test delay holds open). Before request_park
+    compared the data epoch, such a Fetch missed its wake-up and slept out its whole
+    max_wait; this checks the answer comes long before that. Each round uses two new
+    connections: the kernel spreads connections over the workers, so with 12 rounds
+    some pair is on two workers but for a chance of 1 in 4096."""
+    with open(src_path, "rb") as f:
+        src = f.read()
+    small = [b for b in split_batches(src) if b.size < 4096]
+    check(len(small) >= 12, "12 small batches in the source segment")
+    meta = kc.Conn()
+    brokers, topics = kc.metadata(meta, 1, ["wake"])  # auto-created
+    check(topics["wake"]["err"] == 0, "topic wake created")
+    off = 0
+    for k, b in enumerate(small[:12]):
+        cons, prod = kc.Conn(), kc.Conn()
+        cons.s.settimeout(10)
+        corr = cons.send(FETCH, 11, fetch_body("wake", [(0, off, 1 << 20)], 50 << 20,
+                                               max_wait=20000, min_bytes=1))
+        time.sleep(0.01)  # the Fetch is now inside its 50 ms before parking
+        r = kc.produce(prod, 7, "wake", 0, src[b.pos:b.end])
+        check(r["err"] == 0 and r["base"] == off, "round %d: produced at offset %d" % (k, off))
+        try:
+            parts = read_response(cons, corr)
+        except socket.timeout:
+            fail("round %d: a Fetch waiting at offset %d was not answered within 10 s of "
+                 "its record's arrival (max_wait 20 s): its wake-up was lost" % (k, off))
+        got = parts[0]["records"]
+        check(parts[0]["err"] == 0 and len(got) == b.size and
+              struct.unpack_from(">q", got, 0)[0] == off,
+              "round %d: the Fetch returns the batch at offset %d" % (k, off))
+        off = b.last - b.base + off + 1
+        cons.close()
+        prod.close()
+
+
 def main():
     phase = sys.argv[2]
     if phase == "fetch":
@@ -380,6 +421,8 @@ def main():
         phase_idle(sys.argv[3], sys.argv[4])
     elif phase == "maxconn":
         phase_maxconn(sys.argv[3])
+    elif phase == "wakeup":
+        phase_wakeup(sys.argv[3])
     else:
         fail("unknown phase " + phase)
     print("%s: %d checks passed" % (phase, kc.CHECKS))

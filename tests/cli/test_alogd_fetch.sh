@@ -14,7 +14,10 @@
 #     they are sent, and lets them go after;
 #   - --idle-timeout-ms (from a config file) closes idle connections but not one
 #     waiting in a long poll; --max-connections refuses a connection past the limit
-#     while the others are served, and accepts again once one closes.
+#     while the others are served, and accepts again once one closes;
+#   - a long poll is answered when its record arrives, also when the record is
+#     appended on another worker while the Fetch is between its attempt and parking
+#     (ALOGD_TEST_PARK_DELAY_US holds that window open for 50 ms).
 # Also --help and bad values of the new options.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -82,9 +85,16 @@ start_server "$LOG3" --data "$T/data3" --max-connections 3
 python3 "$CLIENT" "$PORT" maxconn "$LOG3" || { cat "$LOG3" >&2; fail "maxconn phase"; }
 stop_server
 
+# --- a wake-up that comes while a Fetch is about to park ------------------------------
+LOG4=$T/wakeup.log
+: >"$LOG4"
+ALOGD_TEST_PARK_DELAY_US=50000 start_server "$LOG4" --data "$T/data4"
+python3 "$CLIENT" "$PORT" wakeup "$SRC_SEG" || { tail -n 50 "$LOG4" >&2; fail "wakeup phase"; }
+stop_server
+
 # No crash and no sanitizer report in the servers' logs.
-if grep -E "AddressSanitizer|runtime error|LeakSanitizer" "$LOG" "$LOG2" "$LOG3" >/dev/null; then
-  cat "$LOG" "$LOG2" "$LOG3" >&2
+if grep -E "AddressSanitizer|runtime error|LeakSanitizer" "$LOG" "$LOG2" "$LOG3" "$LOG4" >/dev/null; then
+  cat "$LOG" "$LOG2" "$LOG3" "$LOG4" >&2
   fail "sanitizer report in a server log"
 fi
 echo "ok: $TEST_NAME"
