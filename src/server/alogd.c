@@ -73,6 +73,13 @@ static void usage(FILE *f) {
             "                           0: never)\n"
             "  --max-connections N      open connections at most (default %d); past it a\n"
             "                           new connection is accepted and closed at once\n"
+            "  --max-queued-request-bytes N\n"
+            "                           bytes of requests in flight on all connections\n"
+            "                           together (Kafka's queued.max.request.bytes;\n"
+            "                           default %uMiB; 0: no limit; K, M, G suffixes).\n"
+            "                           At or past it a connection with a request in\n"
+            "                           flight is not read until some end; one with none\n"
+            "                           still takes one\n"
             "  --max-partitions N       partitions of all topics together at most\n"
             "                           (default %d; 0: no limit); creating a topic\n"
             "                           past it (CreateTopics or auto-creation) gets\n"
@@ -92,7 +99,7 @@ static void usage(FILE *f) {
             "  echo hello | kcat -b 127.0.0.1:9092 -P -t demo\n"
             "  kcat -b 127.0.0.1:9092 -C -t demo -e\n",
             ALOGD_DEFAULT_PORT, ALOGD_DEFAULT_IDLE_MS, ALOGD_DEFAULT_MAX_CONNECTIONS,
-            ALOGD_DEFAULT_MAX_PARTITIONS);
+            ALOGD_DEFAULT_MAX_QUEUED_REQUEST >> 20, ALOGD_DEFAULT_MAX_PARTITIONS);
 }
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -236,6 +243,11 @@ static int apply_option(server_cfg *cfg, char *data_buf, size_t data_len, const 
         if (parse_count(value, &n) || n < 1 || n > 10000000)
             return fail("%s: max-connections must be 1..10000000, not '%s'", where, value);
         cfg->max_connections = (int)n;
+    } else if (!strcmp(name, "max-queued-request-bytes")) {
+        if (parse_size(value, &n))
+            return fail("%s: max-queued-request-bytes must be a byte count, not '%s'", where,
+                        value);
+        cfg->max_queued_request_bytes = n;
     } else if (!strcmp(name, "max-partitions")) {
         if (parse_count(value, &n) || n > 10000000)
             return fail("%s: max-partitions must be 0..10000000, not '%s'", where, value);
@@ -326,6 +338,7 @@ int main(int argc, char **argv) {
     cfg->auto_create = 1;
     cfg->idle_timeout_ms = ALOGD_DEFAULT_IDLE_MS;
     cfg->max_connections = ALOGD_DEFAULT_MAX_CONNECTIONS;
+    cfg->max_queued_request_bytes = ALOGD_DEFAULT_MAX_QUEUED_REQUEST;
     cfg->max_partitions = ALOGD_DEFAULT_MAX_PARTITIONS;
 
     static const struct option opts[] = {
@@ -340,6 +353,7 @@ int main(int argc, char **argv) {
         {"retention-bytes", required_argument, NULL, 0},
         {"idle-timeout-ms", required_argument, NULL, 0},
         {"max-connections", required_argument, NULL, 0},
+        {"max-queued-request-bytes", required_argument, NULL, 0},
         {"max-partitions", required_argument, NULL, 0},
         {"no-auto-create", no_argument, NULL, 0},
         {"config", required_argument, NULL, OPT_CONFIG},

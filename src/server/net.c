@@ -33,6 +33,20 @@
  * of records copied into its buffer (a Fetch naming one partition 3,000 times, each
  * time a 30 KB batch, is 90 MB), 64 of them gigabytes on one connection.
  *
+ * Server-wide budget: those bounds are per connection, so 20 connections pipelining
+ * long polls held 1.7 GB. --max-queued-request-bytes (Kafka's
+ * queued.max.request.bytes) bounds the frames in flight of every connection
+ * together (queued_bytes, an atomic): at or past it a connection with a request in
+ * flight is not read further. One with none still takes one, unlike Kafka, which
+ * stops reading everywhere: a peer holding the budget with long polls (their
+ * max_wait_ms is the client's choice) then slows the others to one request at a
+ * time but stops none, and the server cannot wait on itself (each connection held
+ * back has a request that will end: a deadline, an fsync). A connection held back
+ * by the budget alone waits in its worker's budget list; the request end that brings
+ * the total below the budget wakes each worker whose list waits (budget_waiting, so
+ * only those, through the eventfd), and that worker reads them again in the order
+ * they began to wait.
+ *
  * Sending: a slot holds the encoded response and, for a Fetch, file ranges (segment
  * fd, position, length) that belong at given places in it (api.c decides which
  * records go that way). The buffer's bytes go with send(), MSG_MORE when a range
@@ -122,9 +136,11 @@ struct conn {
     int stalled; /* stopped reading for back-pressure; resume when it drains */
     int eof;     /* the peer shut its side: close once every response is out */
     int want_resume;
+    int budget_wait; /* in the worker's budget list */
     int64_t last_active; /* a byte received or a response sent (worker's clock) */
     conn *prev, *next;  /* the worker's open connections, most recently active first */
     conn *resume_next;  /* the worker's resume list */
+    conn *budget_prev, *budget_next; /* the worker's budget list */
     conn *grave_next;   /* freed at the end of the loop iteration */
 };
 
@@ -148,6 +164,9 @@ struct worker {
     request *parked;
     conn *conns, *conns_tail; /* least recently active at the tail */
     conn *resume;
+    conn *budget_head, *budget_tail; /* stalled by the server-wide budget alone, FIFO */
+    atomic_int budget_waiting; /* set with the budget list: a release must wake us */
+    atomic_int budget_woken;   /* a release came: look at the budget list again */
     conn *grave;
 };
 
@@ -220,6 +239,89 @@ unsigned server_data_epoch(server *s) { return atomic_load(&s->data_epoch); }
 
 int worker_draining(const worker *w) { return w->draining; }
 
+/* ---- the server-wide budget of requests in flight ----------------------------------- */
+
+/* Whether c may take a request under --max-queued-request-bytes. One with none in
+ * flight always may: a peer holding the budget with long polls (up to max_wait_ms,
+ * which the client picks) slows every other connection to one request at a time, but
+ * stops none of them. */
+static int budget_allows(const conn *c) {
+    server *s = c->w->srv;
+    uint64_t max = s->cfg.max_queued_request_bytes;
+    return !max || !c->req_bytes || atomic_load(&s->queued_bytes) < max;
+}
+
+/* A request ended on any worker. When that brings the total below the budget, each
+ * worker with connections waiting for it is woken (once: budget_waiting is set again
+ * by the next connection that waits). */
+static void budget_release(server *s, size_t len) {
+    uint64_t max = s->cfg.max_queued_request_bytes;
+    size_t before = atomic_fetch_sub(&s->queued_bytes, len);
+    if (!max || before < max || before - len >= max) return;
+    for (int i = 0; i < s->nworkers; i++) {
+        worker *w = s->workers[i];
+        if (atomic_load(&w->budget_waiting) && atomic_exchange(&w->budget_waiting, 0)) {
+            atomic_store(&w->budget_woken, 1);
+            wake(w);
+        }
+    }
+}
+
+static void conn_resume_later(conn *c);
+
+/* c, stalled, has room of its own but the budget is spent: it waits in its worker's
+ * budget list. The flag is set before the total is read again, so a release between
+ * our first look and now is not lost: either it finds the flag and wakes us, or we
+ * find the total it left (all of these atomics are sequentially consistent). */
+static void budget_wait(conn *c) {
+    worker *w = c->w;
+    if (!c->budget_wait) {
+        c->budget_wait = 1;
+        c->budget_next = NULL;
+        c->budget_prev = w->budget_tail;
+        if (w->budget_tail)
+            w->budget_tail->budget_next = c;
+        else
+            w->budget_head = c;
+        w->budget_tail = c;
+    }
+    atomic_store(&w->budget_waiting, 1);
+    if (budget_allows(c)) conn_resume_later(c);
+}
+
+static void budget_unlink(conn *c) {
+    worker *w = c->w;
+    if (!c->budget_wait) return;
+    c->budget_wait = 0;
+    if (c->budget_prev)
+        c->budget_prev->budget_next = c->budget_next;
+    else
+        w->budget_head = c->budget_next;
+    if (c->budget_next)
+        c->budget_next->budget_prev = c->budget_prev;
+    else
+        w->budget_tail = c->budget_prev;
+    c->budget_prev = c->budget_next = NULL;
+}
+
+static void conn_maybe_resume(conn *c);
+
+/* Budget was given back: every waiting connection is looked at again (read at the end
+ * of this iteration, or back in the list if the budget is spent again). Taken from
+ * the tail, as the resume list is last in first out: they are read in the order they
+ * began to wait, and those that lose again go to the back. */
+static void budget_resume(worker *w) {
+    conn *c = w->budget_tail;
+    w->budget_head = w->budget_tail = NULL;
+    while (c) {
+        conn *prev = c->budget_prev;
+        c->budget_prev = c->budget_next = NULL;
+        c->budget_wait = 0;
+        conn_maybe_resume(c);
+        c = prev;
+    }
+}
+
 /* ---- connections -------------------------------------------------------------------- */
 
 /* Drops the segment references a response still holds (sent or not). */
@@ -288,13 +390,12 @@ static void conn_free(conn *c) {
     free(c);
 }
 
-static void conn_maybe_resume(conn *c);
-
 static void request_free(request *r) {
     conn *c = r->c;
     karena_free(&r->arena);
     free(r->buf);
     c->req_bytes -= r->len;
+    budget_release(c->w->srv, r->len);
     if (!c->closed) conn_maybe_resume(c);
     conn_unref(c);
     free(r);
@@ -327,21 +428,34 @@ static void conn_close(conn *c, const char *why) {
         }
     }
     conn_unlink(c);
+    budget_unlink(c);
     conn_unref(c);
 }
 
-static int conn_can_take(const conn *c) {
+/* The connection's own bounds: below each, it takes one more request of any size. */
+static int conn_has_room(const conn *c) {
     return c->nslots < MAX_INFLIGHT && c->unsent < MAX_UNSENT && c->req_bytes < MAX_UNSENT &&
            !c->w->draining;
 }
 
-/* A stalled connection that can take requests again is read at the end of the loop. */
+static int conn_can_take(const conn *c) { return conn_has_room(c) && budget_allows(c); }
+
+/* Read at the end of the loop. */
+static void conn_resume_later(conn *c) {
+    if (c->want_resume) return;
+    c->want_resume = 1;
+    c->resume_next = c->w->resume;
+    c->w->resume = c;
+}
+
+/* A stalled connection that can take requests again is read at the end of the loop;
+ * one held back by the server-wide budget alone waits for it in the budget list. */
 static void conn_maybe_resume(conn *c) {
-    if (c->stalled && conn_can_take(c) && !c->want_resume) {
-        c->want_resume = 1;
-        c->resume_next = c->w->resume;
-        c->w->resume = c;
-    }
+    if (!c->stalled || !conn_has_room(c)) return;
+    if (budget_allows(c))
+        conn_resume_later(c);
+    else
+        budget_wait(c);
 }
 
 /* Sends what the socket takes of response s: the bytes of out, and at their places
@@ -570,6 +684,7 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len) {
     memcpy(r->buf, p, len);
     r->len = len;
     c->req_bytes += len;
+    atomic_fetch_add(&w->srv->queued_bytes, len);
     r->srv = w->srv;
     r->w = w;
     r->c = c;
@@ -608,6 +723,7 @@ static void process_input(conn *c) {
     while (!c->closed) {
         if (!conn_can_take(c)) {
             c->stalled = 1;
+            conn_maybe_resume(c); /* the budget's list, if only the budget holds it */
             break;
         }
         size_t avail = c->in.len - c->in_pos;
@@ -881,6 +997,8 @@ static void *worker_main(void *arg) {
         if (atomic_exchange(&w->data_flag, 0)) retry_parked(w, 1);
         retry_parked(w, 0);
         close_idle(w);
+        if (atomic_load(&w->budget_woken) && atomic_exchange(&w->budget_woken, 0))
+            budget_resume(w);
         end_of_iteration(w);
         if (atomic_load(&w->stop) && !w->draining) {
             start_draining(w);
@@ -1056,11 +1174,12 @@ void net_free(server *srv) {
     for (int i = 0; i < srv->nworkers; i++) {
         worker *w = srv->workers[i];
         /* Callbacks that closing the logs ran (with ALOG_EFAILED) posted here: their
-         * requests end now, on this thread, the workers being gone. */
+         * requests end now, on this thread, the workers being gone. Ending a request
+         * may look at every worker (budget_release): none is freed before all ran. */
         run_tasks(w);
         end_of_iteration(w);
-        worker_destroy(w);
     }
+    for (int i = 0; i < srv->nworkers; i++) worker_destroy(srv->workers[i]);
     free(srv->workers);
     srv->workers = NULL;
     srv->nworkers = 0;

@@ -29,7 +29,13 @@
 #define ALOGD_THREADS 2
 #define ALOGD_DEFAULT_IDLE_MS 600000 /* Kafka's connections.max.idle.ms: 10 minutes */
 #define ALOGD_DEFAULT_MAX_CONNECTIONS 10000
-#define ALOGD_DEFAULT_MAX_PARTITIONS 4000 /* each: a thread and 4+ descriptors */
+/* Each partition: a thread and 4+ descriptors. With the default connections that is
+ * 18064 descriptors, within common open files limits (20000; systemd's 524288). */
+#define ALOGD_DEFAULT_MAX_PARTITIONS 2000
+/* Requests in flight on every connection together (Kafka's queued.max.request.bytes):
+ * 4 connections at the 64 MiB bound of each, 2.5 requests of the largest default size;
+ * with their decoded forms about twice that in memory. */
+#define ALOGD_DEFAULT_MAX_QUEUED_REQUEST (256u << 20)
 
 typedef struct server_cfg {
     const char *data_dir;
@@ -46,6 +52,7 @@ typedef struct server_cfg {
     int64_t idle_timeout_ms; /* close connections idle this long; 0 = never */
     int max_connections;     /* open connections beyond this are refused */
     int max_partitions;      /* partitions open at most, all topics; 0 = no limit */
+    uint64_t max_queued_request_bytes; /* requests in flight, all connections; 0 = no limit */
 } server_cfg;
 
 typedef struct worker worker;
@@ -60,6 +67,7 @@ typedef struct server {
     char host[256]; /* advertised host and port */
     int port;
     atomic_int nconns; /* open connections, all workers (--max-connections) */
+    atomic_size_t queued_bytes; /* requests in flight, all workers (--max-queued-request-bytes) */
     atomic_uint data_epoch; /* bumped by every server_data_arrived() (request_park) */
     /* ALOGD_TEST_PARK_DELAY_US, tests only: a Fetch that found too little waits this
      * long before it parks, which widens the window that request_park's epoch closes. */

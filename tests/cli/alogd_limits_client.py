@@ -19,6 +19,12 @@ Usage:
       Fetch responses answered together (parked Fetches reaching their deadline) on a
       connection that reads nothing queue no more than the 64 MiB back-pressure bound
       (net.c), whatever each one asked for.
+  alogd_limits_client.py PORT budget PID BUDGET
+      the server runs with --max-queued-request-bytes BUDGET (16 MiB): 8 connections
+      pipelining big long polls, none reading, make alogd read about BUDGET of
+      requests, not 8 times the per-connection 64 MiB; meanwhile a connection with
+      nothing in flight is served; once data arrives every request is answered (the
+      stalled connections of both workers are read again), and the budget is whole.
 Exits non-zero with a message on the first failed check.
 """
 import os
@@ -203,6 +209,200 @@ def phase_reqbytes(pid):
     c.close()
 
 
+def tcp_queues():
+    """{(local port, remote port): (tx_queue, rx_queue)} of the IPv4 TCP sockets: bytes
+    a socket's owner wrote that its peer has not acknowledged (or not been sent), and
+    bytes received that its owner has not read."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            lport = int(fields[1].split(":")[1], 16)
+            rport = int(fields[2].split(":")[1], 16)
+            tx, rx = (int(x, 16) for x in fields[4].split(":"))
+            out[(lport, rport)] = (tx, rx)
+    return out
+
+
+class Poller:
+    """A connection that pipelines n copies of a Fetch and reads nothing until told."""
+
+    def __init__(self, body, n):
+        self.s = socket.create_connection(("127.0.0.1", kc.PORT))
+        self.s.setblocking(False)
+        self.port = self.s.getsockname()[1]
+        self.body, self.n = body, n
+        self.k, self.out, self.sent = 0, b"", 0
+        self.inbuf, self.answered = b"", 0
+
+    def done_sending(self):
+        return self.k == self.n and not self.out
+
+    def send_some(self):
+        if not self.out and self.k < self.n:
+            self.k += 1
+            self.out = memoryview(kc.frame(kc.FETCH, 11, self.k, self.body))
+        try:
+            n = self.s.send(self.out[:1 << 18])
+        except BlockingIOError:
+            return
+        self.out = self.out[n:]
+        self.sent += n
+
+    def read_by_alogd(self, queues):
+        """What alogd took off the socket: sent, less what is still in either queue."""
+        return (self.sent - queues.get((self.port, kc.PORT), (0, 0))[0]
+                - queues.get((kc.PORT, self.port), (0, 0))[1])
+
+    def recv_some(self):
+        try:
+            b = self.s.recv(1 << 20)
+        except BlockingIOError:
+            return
+        if not b:
+            fail("alogd closed a connection with %d of its %d long polls answered"
+                 % (self.answered, self.n))
+        self.inbuf += b
+        while len(self.inbuf) >= 4:
+            size = struct.unpack(">i", self.inbuf[:4])[0]
+            if len(self.inbuf) < 4 + size:
+                break
+            rd = kc.Reader(self.inbuf[4:4 + size])
+            self.inbuf = self.inbuf[4 + size:]
+            self.answered += 1
+            check(rd.i32() == self.answered, "responses in request order")
+            f = kc.fetch_parse(rd, 11)
+            check(f["err"] == 0 and f["records"], "a long poll answered with the record: %r" % f)
+
+
+def send_until(pollers, cond, quiet_s, what):
+    """Sends the pollers' requests until cond() holds once no socket took a byte for
+    quiet_s (alogd stopped reading), or everything is sent."""
+    deadline = time.time() + 120
+    while True:
+        busy = [p for p in pollers if not p.done_sending()]
+        if not busy:
+            return
+        _, w, _ = select.select([], [p.s for p in busy], [], quiet_s)
+        if not w and cond():
+            return
+        check(time.time() < deadline, "timed out waiting until " + what)
+        for p in busy:
+            if p.s in w:
+                p.send_some()
+
+
+def pump(senders, readers, cond, what):
+    """Sends the senders' requests and reads the readers' responses until cond()."""
+    deadline = time.time() + 120
+    while not cond():
+        check(time.time() < deadline, what())
+        busy = [p.s for p in senders if not p.done_sending()]
+        rd, w, _ = select.select([p.s for p in readers], busy, [], 0.2)
+        for p in senders:
+            if p.s in w:
+                p.send_some()
+        for p in readers:
+            if p.s in rd:
+                p.recv_some()
+
+
+def long_poll_body(topic, offset, nforgotten):
+    """A Fetch v11 of partition 0 from offset that waits 10 minutes for a byte (longer
+    than any timeout here: only data arriving answers it), made big (4 bytes per
+    entry) by a forgotten_topics_data list, which alogd decodes and keeps with the
+    request but does not answer: the response stays small."""
+    part = i32(0) + i32(-1) + i64(offset) + i64(-1) + i32(1 << 20)
+    return (i32(-1) + i32(600000) + i32(1) + i32(1 << 20) + i8(1) + i32(0) + i32(-1)
+            + array([topic], lambda t: string(t) + array([part], lambda x: x))
+            + array([topic], lambda t: string(t) + array([0] * nforgotten, i32))
+            + string(""))
+
+
+def phase_budget(pid, budget):
+    """8 connections, each pipelining 32 long polls of 1 MB without reading: 256 MB,
+    which the per-connection bounds (64 MiB each) let alogd read in full. Four (A)
+    wait for data in topic budget-a, then four (B) for data in budget-b."""
+    nreq = 32
+    c = kc.Conn()
+    c.s.settimeout(120)
+    kc.metadata(c, 4, ["budget-a", "budget-b"])
+    before = kc.proc_status_kib(pid, "VmRSS")
+
+    def taken(pollers):
+        q = tcp_queues()
+        return [p.read_by_alogd(q) for p in pollers]
+
+    # A's requests spend the budget; then each of B's connections takes one request
+    # (it has none in flight), and no more.
+    a = [Poller(long_poll_body("budget-a", 0, 250000), nreq) for _ in range(4)]
+    send_until(a, lambda: sum(taken(a)) >= budget, 1, "A's connections spend the budget")
+    body_b = long_poll_body("budget-b", 0, 250000)
+    b = [Poller(body_b, nreq) for _ in range(4)]
+    one = len(kc.frame(kc.FETCH, 11, 1, body_b))
+    send_until(b, lambda: min(taken(b)) >= one, 1, "each of B's connections sent a request")
+    read, settled = taken(a + b), 0  # everything sent (no budget): what alogd reads of it
+    while settled < 5:
+        time.sleep(0.2)
+        last, read = read, taken(a + b)
+        settled = settled + 1 if read == last else 0
+    grown = (kc.proc_status_kib(pid, "VmRSS") - before) // 1024
+    print("budget: alogd read %d MB of %d MB sent on 8 connections; VmRSS grew %d MB"
+          % (sum(read) >> 20, sum(p.sent for p in a + b) >> 20, grown))
+    # The budget, plus a request per connection (taken with nothing in flight) and one
+    # per worker (checking and adding are not one step), plus the unhandled input each
+    # stalled connection holds (a frame and a read chunk): under 64 MiB for 16 MiB.
+    check(sum(read) < budget + (48 << 20), "alogd read %d MB of requests on 8 connections "
+          "(budget %d MB)" % (sum(read) >> 20, budget >> 20))
+    check(all(not p.done_sending() for p in a + b), "every connection is held back")
+    if os.environ.get("ALOG_INSTRUMENTED", "0") != "1":  # sanitizers' memory is theirs
+        # Each request held twice (frame, decoded list): 2 x 64 MiB at most, with the
+        # allocator's slack. Without the budget: 2 x 256 MB.
+        check(grown < 200, "with %d MB of requests read alogd grew by %d MB"
+              % (sum(read) >> 20, grown))
+    # A connection with nothing in flight is served while the budget is spent: one
+    # peer's long polls do not starve every other client.
+    try:
+        err, _ = kc.api_versions(c, 2)
+        _, ts = kc.metadata(c, 4, ["budget-a"])
+    except socket.timeout:
+        fail("a connection with nothing in flight got no answer in 120 s while the "
+             "budget is spent")
+    check(err == 0, "ApiVersions while the budget is spent: error %d" % err)
+    check(ts["budget-a"]["err"] == 0, "Metadata while the budget is spent")
+    # Data for A: A's polls are answered (and those A sends next, at once), giving the
+    # budget back. B's connections, which hold a request each and less than the
+    # budget, and whose own polls still wait, are read again only if that release
+    # wakes their worker (either one): then they take the budget.
+    r = tc.produce(c, "budget-a", 0, tc.make_batch([b"a"], 1700000000000))
+    check(r["err"] == 0, "produce while the budget is spent: %r" % r)
+    pump(a + b, a, lambda: all(p.answered == nreq for p in a) and sum(taken(b)) >= budget,
+         lambda: "A's polls answered: %r of %d each; B's connections read %d MB, not the "
+         "budget: not woken" % ([p.answered for p in a], nreq, sum(taken(b)) >> 20))
+    r = tc.produce(c, "budget-b", 0, tc.make_batch([b"b"], 1700000000000))
+    check(r["err"] == 0, "produce to budget-b: %r" % r)
+    pump(b, b, lambda: all(p.answered == nreq for p in b),
+         lambda: "B's polls answered: %r of %d each" % ([p.answered for p in b], nreq))
+    for p in a + b:
+        p.s.close()
+    # The budget is whole again: 8 long polls (half of it) on one connection are all
+    # read, though none is answered yet.
+    fresh = Poller(long_poll_body("budget-a", 1, 250000), 8)
+    send_until([fresh], lambda: False, 1, "8 MB of long polls are sent")
+    pump([], [], lambda: fresh.read_by_alogd(tcp_queues()) == fresh.sent,
+         lambda: "alogd read %d of 8 MB of long polls on a fresh connection"
+         % (fresh.read_by_alogd(tcp_queues()) >> 20))
+    # And a fresh connection gets a Produce and a Fetch answered as ever.
+    c2 = kc.Conn()
+    r = tc.produce(c2, "budget-a", 0, tc.make_batch([b"after"], 1700000000001))
+    check(r["err"] == 0 and r["base"] == 1, "produce after the test: %r" % r)
+    f = kc.fetch(c2, 11, "budget-a", 0, 1)
+    check(f["err"] == 0 and b"after" in f["records"], "fetch after the test: %r" % f)
+    fresh.s.close()
+    c2.close()
+    c.close()
+
+
 def main():
     phase = sys.argv[2]
     if phase == "partitions":
@@ -213,6 +413,8 @@ def main():
         phase_reqbytes(int(sys.argv[3]))
     elif phase == "fetchroom":
         phase_fetchroom()
+    elif phase == "budget":
+        phase_budget(int(sys.argv[3]), int(sys.argv[4]))
     else:
         fail("unknown phase " + phase)
     print("%s: %d checks passed" % (phase, kc.CHECKS))
