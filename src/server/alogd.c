@@ -469,6 +469,7 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "alogd: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     net_stop(&srv);
+    net_log_counts(&srv);
     topics_close(srv.topics);
     net_free(&srv);
     fprintf(stderr, "alogd: stopped; every log closed cleanly\n");

@@ -53,7 +53,8 @@
  * (1.65 GB fetched in 1 MiB responses: ~0.33 s of alogd CPU per GB either way; with
  * the check off, copy 0.26 s and sendfile 0.20 s). Kafka's broker sends the same way
  * (FileChannel.transferTo). If fewer than min_bytes are there, the request parks
- * (net.c) until a Produce appends anywhere or max_wait_ms passes, and is rebuilt.
+ * (net.c) until a Produce appends to a partition it names or max_wait_ms passes, and
+ * is rebuilt.
  *
  * Lower versions that alogd advertises (minimum 0 everywhere, see kafka_msgs.c) but
  * does not serve: Produce v0-2 and Fetch v0-3 carry the old message formats, which the
@@ -238,6 +239,8 @@ typedef struct durable_wait {
 typedef struct produce_state {
     kresp_body body;
     durable_wait *waits; /* one per partition of the request */
+    uint64_t *appended;  /* the keys of the partitions appended to (server_data_arrived) */
+    size_t nappended;
 } produce_state;
 
 static void durable_done(wtask *t) {
@@ -327,7 +330,7 @@ static const uint8_t *stamp_log_append_time(request *r, const uint8_t *batch, si
 
 /* Appends one partition's batch; registers the durability wait dw if needed. */
 static void produce_partition(request *r, const kproduce_part *pp, kproduce_part_resp *pr,
-                              topic *tp, durable_wait *dw, int *appended) {
+                              topic *tp, durable_wait *dw, produce_state *st) {
     const kreq_produce *q = &r->req.u.produce;
     if (pp->index < 0 || pp->index >= topic_partitions(tp)) {
         pr->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -385,7 +388,8 @@ static void produce_partition(request *r, const kproduce_part *pp, kproduce_part
         return;
     }
     pr->base_offset = base;
-    *appended = 1;
+    st->appended[st->nappended++] =
+        server_partition_key(r->srv, topic_name(tp), strlen(topic_name(tp)), pp->index);
     int64_t last = base + (int32_t)be32_load(batch + BATCH_OFF_LAST_OFFSET_DELTA);
     pr->log_start_offset = alog_first_offset(log);
     if (!topic_fsync_always(tp)) return;
@@ -434,14 +438,15 @@ static void produce(request *r) {
         nparts += (size_t)qt->nparts;
     }
     st->waits = ANEW(r, durable_wait, nparts);
-    if (!st->waits) return oom(r);
+    st->appended = ANEW(r, uint64_t, nparts);
+    if (!st->waits || !st->appended) return oom(r);
 
     int16_t all_err = KERR_NONE;
     if (v < 3)
         all_err = KERR_UNSUPPORTED_VERSION; /* old message formats: not stored */
     else if (q->acks != 0 && q->acks != 1 && q->acks != -1)
         all_err = KERR_INVALID_REQUIRED_ACKS;
-    int appended = 0, failed = 0;
+    int failed = 0;
     size_t k = 0;
     r->pending = 1; /* held while appending */
     int create = topics_cfg(r->srv->topics)->auto_create;
@@ -455,12 +460,12 @@ static void produce(request *r) {
             if (terr)
                 pr->error_code = terr;
             else
-                produce_partition(r, &qt->parts[j], pr, tp, &st->waits[k], &appended);
+                produce_partition(r, &qt->parts[j], pr, tp, &st->waits[k], st);
             if (pr->error_code) failed = 1;
         }
         topic_unref(tp);
     }
-    if (appended) server_data_arrived(r->srv);
+    if (st->nappended) server_data_arrived(r->srv, st->appended, st->nappended);
     r->pending--;
     if (q->acks == 0) {
         /* No response. Kafka closes the connection when such a request fails: the one
@@ -658,11 +663,58 @@ static int fetch_try(request *r, int force) {
     return ready;
 }
 
+/* Adds key to the set (open addressing, cap a power of 2; 0 marks an empty slot, so a
+ * key of 0 is counted in *zero instead). Returns 1 if it was not there. */
+static int key_set_add(uint64_t *set, size_t cap, uint64_t key, int *zero) {
+    if (!key) return *zero ? 0 : (*zero = 1);
+    size_t i = key & (cap - 1);
+    while (set[i] && set[i] != key) i = (i + 1) & (cap - 1);
+    if (set[i]) return 0;
+    set[i] = key;
+    return 1;
+}
+
+/* The distinct partitions r names, for the index of parked Fetches (net.c): computed
+ * when it first parks, kept for its later parkings. Distinct, because a Fetch may
+ * name a partition 150,000 times: one node, not 150,000 for every append there to
+ * walk (and their memory). O(partitions named), with a set of 2 to 4 slots a
+ * partition while it runs. Returns -1 when out of memory. */
+static int fetch_watch(request *r) {
+    const kreq_fetch *q = &r->req.u.fetch;
+    size_t n = 0, cap = 16, m = 0;
+    for (int32_t i = 0; i < q->ntopics; i++) n += (size_t)q->topics[i].nparts;
+    while (cap < 2 * n) cap *= 2;
+    uint64_t *set = calloc(cap, sizeof *set); /* the keys are hashes: short probes */
+    if (!set) return -1;
+    int zero = 0;
+    for (int32_t i = 0; i < q->ntopics; i++) {
+        kstr name = q->topics[i].topic;
+        size_t len = name.len > 0 ? (size_t)name.len : 0;
+        for (int32_t j = 0; j < q->topics[i].nparts; j++)
+            m += (size_t)key_set_add(set, cap,
+                                     server_partition_key(r->srv, name.p, len,
+                                                          q->topics[i].parts[j].partition),
+                                     &zero);
+    }
+    park_watch *x = ANEW(r, park_watch, m);
+    if (x) {
+        size_t k = 0;
+        if (zero) x[k++].key = 0;
+        for (size_t i = 0; i < cap; i++)
+            if (set[i]) x[k++].key = set[i];
+        r->watch = x;
+        r->nwatch = m;
+    }
+    free(set);
+    return x ? 0 : -1;
+}
+
 /* Answers r if it can, else parks it. The epoch is read before the attempt (see
- * server_data_arrived). Returns 1 if answered. */
+ * request_park). Returns 1 if answered. */
 static int fetch_or_park(request *r, int force) {
     unsigned epoch = server_data_epoch(r->srv);
     if (fetch_try(r, force)) return 1;
+    if (!r->watch && fetch_watch(r)) return fetch_try(r, 1); /* cannot wait: answer now */
     if (r->srv->test_park_delay_us) {
         int us = r->srv->test_park_delay_us;
         nanosleep(&(struct timespec){us / 1000000, (long)(us % 1000000) * 1000}, NULL);

@@ -19,9 +19,13 @@ Usage:
   alogd_fetch_client.py PORT wakeup SRC
       the server runs with ALOGD_TEST_PARK_DELAY_US=50000 (every Fetch that finds too
       little waits 50 ms before it parks); SRC as for fetch.
+  alogd_fetch_client.py PORT watch SRC
+      SRC as for fetch; test_alogd_fetch.sh then checks the count of retries of parked
+      Fetches that alogd logs at exit.
 Exits non-zero with a message on the first failed check.
 """
 import os
+import select
 import socket
 import struct
 import sys
@@ -413,6 +417,50 @@ def phase_wakeup(src_path):
         prod.close()
 
 
+WATCH_OTHER_PRODUCES = 200  # test_alogd_fetch.sh allows a quarter as many retries
+
+
+def phase_watch(src_path):
+    """A parked Fetch waits for the partitions it names: four long polls on partition 0
+    of topic watch, and one naming partition 0 a thousand times, stay parked while
+    WATCH_OTHER_PRODUCES batches go to partition 1, and each is answered once a batch
+    goes to partition 0. That they were not rebuilt meanwhile is what the shell checks
+    in alogd's count at exit (before per-partition wake-ups, each of those produces
+    rebuilt every parked Fetch of each worker: about 1,000 retries here)."""
+    with open(src_path, "rb") as f:
+        src = f.read()
+    b = next(b for b in split_batches(src) if b.size < 4096)
+    batch = src[b.pos:b.end]
+    c = kc.Conn()
+    check(kc.create_topics(c, 1, [("watch", 2, 1)])["watch"]["err"] == 0, "topic watch created")
+    waiting = []
+    for n in (1, 1, 1, 1, 1000):
+        cons = kc.Conn()
+        corr = cons.send(FETCH, 11, fetch_body("watch", [(0, 0, 1 << 20)] * n, 50 << 20,
+                                               max_wait=120000, min_bytes=1))
+        waiting.append((cons, corr, n))
+    time.sleep(0.5)  # not needed for the checks: a Fetch not yet parked just parks later
+    for _ in range(WATCH_OTHER_PRODUCES):
+        r = kc.produce(c, 7, "watch", 1, batch)
+        check(r["err"] == 0, "produce to watch-1: %r" % r)
+    readable, _, _ = select.select([x[0].s for x in waiting], [], [], 0)
+    check(not readable, "no Fetch parked on watch-0 is answered by produces to watch-1")
+    r = kc.produce(c, 7, "watch", 0, batch)
+    check(r["err"] == 0 and r["base"] == 0, "produce to watch-0: %r" % r)
+    for cons, corr, n in waiting:
+        cons.s.settimeout(60)
+        try:
+            parts = read_response(cons, corr)
+        except socket.timeout:
+            fail("a Fetch parked on watch-0 (naming it %d times, max_wait 120 s) was not "
+                 "answered within 60 s of a record's arrival there" % n)
+        check(len(parts) == n and parts[0]["err"] == 0 and len(parts[0]["records"]) == b.size
+              and struct.unpack_from(">q", parts[0]["records"], 0)[0] == 0,
+              "the Fetch naming watch-0 %d times returns the batch at offset 0" % n)
+        cons.close()
+    c.close()
+
+
 def main():
     phase = sys.argv[2]
     if phase == "fetch":
@@ -423,6 +471,8 @@ def main():
         phase_maxconn(sys.argv[3])
     elif phase == "wakeup":
         phase_wakeup(sys.argv[3])
+    elif phase == "watch":
+        phase_watch(sys.argv[3])
     else:
         fail("unknown phase " + phase)
     print("%s: %d checks passed" % (phase, kc.CHECKS))

@@ -17,7 +17,10 @@
 #     while the others are served, and accepts again once one closes;
 #   - a long poll is answered when its record arrives, also when the record is
 #     appended on another worker while the Fetch is between its attempt and parking
-#     (ALOGD_TEST_PARK_DELAY_US holds that window open for 50 ms).
+#     (ALOGD_TEST_PARK_DELAY_US holds that window open for 50 ms);
+#   - long polls wait per partition: appends to another partition leave them parked
+#     and do not rebuild them (alogd's count of retries at exit), an append to theirs
+#     answers them.
 # Also --help and bad values of the new options.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -92,9 +95,23 @@ ALOGD_TEST_PARK_DELAY_US=50000 start_server "$LOG4" --data "$T/data4"
 python3 "$CLIENT" "$PORT" wakeup "$SRC_SEG" || { tail -n 50 "$LOG4" >&2; fail "wakeup phase"; }
 stop_server
 
+# --- long polls wait for their own partitions ------------------------------------------
+LOG5=$T/watch.log
+: >"$LOG5"
+start_server "$LOG5" --data "$T/data5"
+python3 "$CLIENT" "$PORT" watch "$SRC_SEG" || { tail -n 50 "$LOG5" >&2; fail "watch phase"; }
+stop_server
+# The five Fetches were each retried once for their record (unless one had not parked
+# yet); 200 produces to the other partition must not add one retry each (a few may come
+# from request_park's epoch, when a produce lands while a Fetch parks).
+RETRIED=$(sed -n 's/^alogd: long polls: Fetches parked [0-9]* times, retried \([0-9]*\) times .*/\1/p' "$LOG5")
+[ -n "$RETRIED" ] || { cat "$LOG5" >&2; fail "no count of parked Fetches' retries in alogd's log at exit"; }
+[ "$RETRIED" -ge 1 ] && [ "$RETRIED" -le 50 ] ||
+  fail "parked Fetches were retried $RETRIED times (expected 1 to 50: 5 Fetches waiting on one partition, 200 produces to another)"
+
 # No crash and no sanitizer report in the servers' logs.
-if grep -E "AddressSanitizer|runtime error|LeakSanitizer" "$LOG" "$LOG2" "$LOG3" "$LOG4" >/dev/null; then
-  cat "$LOG" "$LOG2" "$LOG3" "$LOG4" >&2
+if grep -E "AddressSanitizer|runtime error|LeakSanitizer" "$LOG" "$LOG2" "$LOG3" "$LOG4" "$LOG5" >/dev/null; then
+  cat "$LOG" "$LOG2" "$LOG3" "$LOG4" "$LOG5" >&2
   fail "sanitizer report in a server log"
 fi
 echo "ok: $TEST_NAME"
