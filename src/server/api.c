@@ -709,18 +709,24 @@ static int fetch_watch(request *r) {
     return x ? 0 : -1;
 }
 
-/* Answers r if it can, else parks it. The epoch is read before the attempt (see
- * request_park). Returns 1 if answered. */
+/* Answers r if it can, else parks it; counted as parked from before the attempt
+ * (request_park_begin says why). Returns 1 if answered. */
 static int fetch_or_park(request *r, int force) {
-    unsigned epoch = server_data_epoch(r->srv);
-    if (fetch_try(r, force)) return 1;
-    if (!r->watch && fetch_watch(r)) return fetch_try(r, 1); /* cannot wait: answer now */
-    if (r->srv->test_park_delay_us) {
-        int us = r->srv->test_park_delay_us;
-        nanosleep(&(struct timespec){us / 1000000, (long)(us % 1000000) * 1000}, NULL);
+    worker *w = r->w; /* r is gone once answered */
+    request_park_begin(w);
+    if (!fetch_try(r, force)) {
+        if (r->watch || !fetch_watch(r)) {
+            if (r->srv->test_park_delay_us) {
+                int us = r->srv->test_park_delay_us;
+                nanosleep(&(struct timespec){us / 1000000, (long)(us % 1000000) * 1000}, NULL);
+            }
+            request_park(r, r->deadline_ms);
+            return 0;
+        }
+        fetch_try(r, 1); /* no memory to wait: answer now */
     }
-    request_park(r, r->deadline_ms, epoch);
-    return 0;
+    request_park_end(w);
+    return 1;
 }
 
 static void fetch(request *r) {

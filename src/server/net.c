@@ -84,9 +84,8 @@
  * Produce to another partition every 10 ms: 4.9 ms of worker CPU per Produce when each
  * append rebuilt every parked Fetch, 0.07 ms now, as with no Fetch parked). Keys hold
  * no topic pointer: a topic deleted, or created again under its name, causes at worst a
- * needless retry. An append that lands between a Fetch's attempt and its parking is
- * caught by the server's data epoch, which the Fetch reads before its attempt and again
- * once parked (request_park).
+ * needless retry. A Fetch counts as parked from before its attempt, so an append that
+ * lands between its attempt and its parking still reaches it (request_park_begin).
  *
  * Shutdown (net_stop): listeners close, no new requests are read, parked Fetches are
  * answered, pending Produces get their fsync, output is flushed; after at most 5 s
@@ -270,12 +269,13 @@ static void pend_add(worker *w, const uint64_t *keys, size_t n) {
     w->npend += n;
 }
 
-/* The epoch first, then each worker's count of parked Fetches (all seq_cst), and the
- * keys go to each worker whose count is not 0 (request_park says why no wake-up is
- * lost). Without the epoch, a consumer waited out its whole max_wait_ms for a record
- * that was there (seen once in 9,000 fetch-then-produce rounds on two connections). */
+/* The keys go to each worker whose count of parked Fetches is not 0; the fence
+ * orders the append before the counts are read (request_park_begin says why no
+ * wake-up is lost). Reading the counts before a Fetch was counted once made a
+ * consumer wait out its whole max_wait_ms for a record that was there (once in 9,000
+ * fetch-then-produce rounds on two connections). */
 void server_data_arrived(server *s, const uint64_t *keys, size_t nkeys) {
-    atomic_fetch_add(&s->data_epoch, 1);
+    atomic_thread_fence(memory_order_seq_cst);
     for (int i = 0; i < s->nworkers; i++) {
         worker *w = s->workers[i];
         if (atomic_load(&w->nparked) == 0) continue;
@@ -286,8 +286,6 @@ void server_data_arrived(server *s, const uint64_t *keys, size_t nkeys) {
         wake(w);
     }
 }
-
-unsigned server_data_epoch(server *s) { return atomic_load(&s->data_epoch); }
 
 int worker_draining(const worker *w) { return w->draining; }
 
@@ -780,36 +778,37 @@ static void park_link(worker *w, request *r) {
     w->parked = r;
 }
 
-void request_park(request *r, int64_t deadline_ms, unsigned epoch) {
+/* A Fetch is counted in nparked from before its attempt, then a fence, then the
+ * attempt reads the partitions. server_data_arrived, after its append, has a fence and
+ * then reads the count. By the fences' order, either the attempt sees the records,
+ * or server_data_arrived sees the count above 0 and queues its keys for this worker,
+ * which takes them in its loop: after the Fetch is in the index, since the attempt
+ * and the parking run in one go on this thread. No wake-up is lost, and an append
+ * elsewhere costs the Fetch nothing (a global epoch compared after parking instead
+ * retried it whenever any append landed during its attempt). */
+void request_park_begin(worker *w) {
+    atomic_fetch_add(&w->nparked, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+void request_park_end(worker *w) { atomic_fetch_sub(&w->nparked, 1); }
+
+void request_park(request *r, int64_t deadline_ms) {
     worker *w = r->w;
     r->deadline_ms = deadline_ms;
     park_link(w, r);
     watch_add(w, r);
     w->nparks++;
-    atomic_fetch_add(&w->nparked, 1);
-    /* In the index and counted, then the epoch read (seq_cst, as the count). No
-     * wake-up is lost: server_data_arrived, after its append, bumps the epoch and then
-     * reads this worker's count, and either
-     *  - finds it above 0 (r's or other Fetches'): the keys come to this worker, which
-     *    takes them in its loop, so before r's attempt (the records were there for the
-     *    attempt) or after r parked (r is in the index: the attempt and the parking run
-     *    in one go on this thread); or
-     *  - finds 0, so read it before r was counted, so bumped the epoch before the load
-     *    here: either r's attempt read the epoch after the bump too, and saw the
-     *    records, or the epochs differ here and r is retried (in this loop iteration,
-     *    or the next one without waiting: next_timeout).
-     * An append elsewhere meanwhile also retries r: it costs r's partitions alone. */
-    if (atomic_load(&w->srv->data_epoch) != epoch) r->woken = 1;
 }
 
-/* Retries the parked Fetches woken by data (wake_watchers, request_park) and the
- * expired (deadline passed; all of them when draining). */
+/* Retries the parked Fetches woken by data (wake_watchers) and the expired (deadline
+ * passed; all of them when draining). */
 static void retry_parked(worker *w) {
     int64_t now = mono_ms();
     /* Take the list: answering may close connections, which edits w->parked. Those put
      * back untried stay counted in nparked and in the index throughout, so that an
      * append meanwhile on another worker still reaches them; a retried one is counted
-     * again by its request_park, whose epoch covers the time it was not. */
+     * again before its attempt (request_park_begin). */
     request *list = w->parked;
     w->parked = NULL;
     request *keep = NULL;

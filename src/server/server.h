@@ -68,10 +68,9 @@ typedef struct server {
     int port;
     atomic_int nconns; /* open connections, all workers (--max-connections) */
     atomic_size_t queued_bytes; /* requests in flight, all workers (--max-queued-request-bytes) */
-    atomic_uint data_epoch; /* bumped by every server_data_arrived() (request_park) */
     uint64_t key_seed;      /* server_partition_key's, random (net_start) */
     /* ALOGD_TEST_PARK_DELAY_US, tests only: a Fetch that found too little waits this
-     * long before it parks, which widens the window that request_park's epoch closes. */
+     * long before it parks: the window in which a wake-up was once lost (net.c). */
     int test_park_delay_us;
 } server;
 
@@ -96,8 +95,7 @@ typedef struct request {
     int64_t deadline_ms; /* a parked Fetch: when to answer anyway (monotonic ms) */
     struct request *park_next;
     int parked;
-    int woken; /* parked, to be retried now: data arrived in a partition it names, or
-                * (request_park) anywhere while it was parking */
+    int woken; /* parked, to be retried now: data arrived in a partition it names */
     struct park_watch *watch; /* a Fetch: one per partition it names (api.c, arena) */
     size_t nwatch;
 } request;
@@ -124,11 +122,15 @@ void request_respond_fetch(request *r, const kresp_fetch *body, alog_raw *files,
 void request_no_response(request *r);
 /* Closes r's connection with a log line naming why; frees r. */
 void request_close_conn(request *r, const char *why);
-/* Parks a Fetch until deadline_ms (monotonic) or until data arrives in one of the
- * partitions of r->watch: then api_fetch_retry() is called again. epoch:
- * server_data_epoch() read before the attempt that found too little; if data arrived
- * anywhere since, the Fetch is retried at once. */
-void request_park(request *r, int64_t deadline_ms, unsigned epoch);
+/* A Fetch's attempt begins: it counts as parked on w from now (server_data_arrived
+ * then tells w of every append), until request_park_end() (answered) or, once parked,
+ * until it leaves the parked state. */
+void request_park_begin(worker *w);
+void request_park_end(worker *w);
+/* Parks a Fetch, after its request_park_begin(), until deadline_ms (monotonic) or
+ * until data arrives in one of the partitions of r->watch: then api_fetch_retry() is
+ * called again. */
+void request_park(request *r, int64_t deadline_ms);
 /* The key of partition p of the topic named name (len bytes): a hash with the server's
  * random seed. Two partitions share a key once in 2^64: at worst a needless retry. */
 uint64_t server_partition_key(const server *s, const char *name, size_t len, int32_t p);
@@ -136,8 +138,6 @@ uint64_t server_partition_key(const server *s, const char *name, size_t len, int
  * are fine): wakes the parked Fetches that name one of them, on every worker. Any
  * thread. */
 void server_data_arrived(server *s, const uint64_t *keys, size_t nkeys);
-/* How many times server_data_arrived() was called (it wraps). Any thread. */
-unsigned server_data_epoch(server *s);
 /* Runs t->fn on w's thread soon. Any thread; never fails. */
 void worker_post(worker *w, wtask *t);
 /* 1 while the worker is shutting down (parked requests must answer now). */
