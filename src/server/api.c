@@ -663,49 +663,40 @@ static int fetch_try(request *r, int force) {
     return ready;
 }
 
-/* Adds key to the set (open addressing, cap a power of 2; 0 marks an empty slot, so a
- * key of 0 is counted in *zero instead). Returns 1 if it was not there. */
-static int key_set_add(uint64_t *set, size_t cap, uint64_t key, int *zero) {
-    if (!key) return *zero ? 0 : (*zero = 1);
-    size_t i = key & (cap - 1);
-    while (set[i] && set[i] != key) i = (i + 1) & (cap - 1);
-    if (set[i]) return 0;
-    set[i] = key;
-    return 1;
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
 }
 
 /* The distinct partitions r names, for the index of parked Fetches (net.c): computed
  * when it first parks, kept for its later parkings. Distinct, because a Fetch may
  * name a partition 150,000 times: one node, not 150,000 for every append there to
- * walk (and their memory). O(partitions named), with a set of 2 to 4 slots a
- * partition while it runs. Returns -1 when out of memory. */
+ * walk (and their memory). The keys are sorted in a scratch array (8 bytes a
+ * partition named, freed at once) to drop the repeats. Returns -1 when out of
+ * memory. */
 static int fetch_watch(request *r) {
     const kreq_fetch *q = &r->req.u.fetch;
-    size_t n = 0, cap = 16, m = 0;
+    size_t n = 0, m = 0;
     for (int32_t i = 0; i < q->ntopics; i++) n += (size_t)q->topics[i].nparts;
-    while (cap < 2 * n) cap *= 2;
-    uint64_t *set = calloc(cap, sizeof *set); /* the keys are hashes: short probes */
-    if (!set) return -1;
-    int zero = 0;
+    uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys) return -1;
+    n = 0;
     for (int32_t i = 0; i < q->ntopics; i++) {
         kstr name = q->topics[i].topic;
         size_t len = name.len > 0 ? (size_t)name.len : 0;
         for (int32_t j = 0; j < q->topics[i].nparts; j++)
-            m += (size_t)key_set_add(set, cap,
-                                     server_partition_key(r->srv, name.p, len,
-                                                          q->topics[i].parts[j].partition),
-                                     &zero);
+            keys[n++] = server_partition_key(r->srv, name.p, len, q->topics[i].parts[j].partition);
     }
+    if (n > 1) qsort(keys, n, sizeof *keys, cmp_u64);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || keys[i] != keys[i - 1]) keys[m++] = keys[i];
     park_watch *x = ANEW(r, park_watch, m);
     if (x) {
-        size_t k = 0;
-        if (zero) x[k++].key = 0;
-        for (size_t i = 0; i < cap; i++)
-            if (set[i]) x[k++].key = set[i];
+        for (size_t i = 0; i < m; i++) x[i].key = keys[i];
         r->watch = x;
         r->nwatch = m;
     }
-    free(set);
+    free(keys);
     return x ? 0 : -1;
 }
 
