@@ -191,7 +191,7 @@ struct worker {
     request *parked;
     conn *conns, *conns_tail; /* least recently active at the tail */
     conn *resume;
-    conn *budget_head, *budget_tail; /* stalled by the server-wide budget alone, FIFO */
+    conn *budget_tail; /* stalled by the server-wide budget alone: the newest (prev) */
     atomic_int budget_waiting; /* set with the budget list: a release must wake us */
     atomic_int budget_woken;   /* a release came: look at the budget list again */
     conn *grave;
@@ -329,10 +329,7 @@ static void budget_wait(conn *c) {
         c->budget_wait = 1;
         c->budget_next = NULL;
         c->budget_prev = w->budget_tail;
-        if (w->budget_tail)
-            w->budget_tail->budget_next = c;
-        else
-            w->budget_head = c;
+        if (w->budget_tail) w->budget_tail->budget_next = c;
         w->budget_tail = c;
     }
     atomic_store(&w->budget_waiting, 1);
@@ -343,10 +340,7 @@ static void budget_unlink(conn *c) {
     worker *w = c->w;
     if (!c->budget_wait) return;
     c->budget_wait = 0;
-    if (c->budget_prev)
-        c->budget_prev->budget_next = c->budget_next;
-    else
-        w->budget_head = c->budget_next;
+    if (c->budget_prev) c->budget_prev->budget_next = c->budget_next;
     if (c->budget_next)
         c->budget_next->budget_prev = c->budget_prev;
     else
@@ -362,7 +356,7 @@ static void conn_maybe_resume(conn *c);
  * began to wait, and those that lose again go to the back. */
 static void budget_resume(worker *w) {
     conn *c = w->budget_tail;
-    w->budget_head = w->budget_tail = NULL;
+    w->budget_tail = NULL;
     while (c) {
         conn *prev = c->budget_prev;
         c->budget_prev = c->budget_next = NULL;
