@@ -382,9 +382,9 @@ def phase_maxconn(log_path):
 def phase_wakeup(src_path):
     """A long poll is answered when its record arrives, also when the record is
     appended on the other worker while the Fetch is between its attempt and its
-    parking (the window the server's test delay holds open). Before request_park
-    compared the data epoch, such a Fetch missed its wake-up and slept out its whole
-    max_wait; this checks the answer comes long before that. Each round uses two new
+    parking (the window the server's test delay holds open). When a Fetch was counted
+    as parked only once it parked, such a Fetch missed its wake-up and slept out its
+    whole max_wait; this checks the answer comes long before that. Each round uses two new
     connections: the kernel spreads connections over the workers, so with 12 rounds
     some pair is on two workers but for a chance of 1 in 4096."""
     with open(src_path, "rb") as f:
